@@ -1,0 +1,247 @@
+"""The evaluation kinds of run_lfads.py (spec §10) and the training example figure.
+
+posterior_sample_and_average  denoised rates etc.: mean over --batch_size posterior
+                              samples per trial
+posterior_push_mean           one deterministic pass with g0 and u_t at their
+                              posterior means
+prior_sample                  --batch_size new trials from the priors
+write_model_params            every variable, keyed by the original's TF1 name
+
+Output files keep the original's names and keys. They are written as the work
+proceeds (chunks of trials streamed into the h5 file) to a temporary file that is
+moved into place only when complete.
+"""
+import os
+
+import h5py
+import numpy as np
+import tensorflow as tf
+
+import training
+import utils
+from training import LfadsError  # noqa: F401  (re-exported for run_lfads)
+
+# Rows (trials x samples) pushed through the generator at once when sampling.
+ROWS_PER_CHUNK = 4096
+
+
+def output_file_name(hps, dataset_name, split, kind):
+    """model_runs_<dataset>_<split>_<kind>, or <stem><dataset>_<split>_<kind> (§10.2)."""
+    prefix = hps.output_filename_stem or "model_runs_"
+    return os.path.join(hps.lfads_save_dir,
+                        "%s%s_%s_%s" % (prefix, dataset_name, split, kind))
+
+
+def make_posterior_fn(bundle, hps, name, mode, num_samples):
+    """Compiled: trials [k,T,D] -> per-trial results averaged over num_samples draws.
+
+    The encoders run once per trial; every trial is then repeated num_samples times
+    and g0 and u_t are sampled for all rows at once (mode 'posterior_sample'), or
+    taken at their means (mode 'posterior_mean', num_samples = 1).
+    """
+    model, state, rng = bundle.model, bundle.state, bundle.rng
+    T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
+    S = num_samples
+
+    def avg(x):
+        if x is None:
+            return None
+        shape = tf.shape(x)
+        x = tf.reshape(x, tf.concat([[-1, S], shape[1:]], axis=0))
+        return tf.reduce_mean(x, axis=1)
+
+    def fn(data_bxtxd, ext_bxtxi):
+        out = model.forward(name, data_bxtxd, ext_bxtxi, rng, mode, num_samples=S)
+        costs = model.costs(out, state.global_step, num_samples=S)
+        res = {
+            "gen_ics": avg(out.gen_ics_bxg),
+            "gen_states": avg(out.gen_states_bxtxg),
+            "factors": avg(out.factors_bxtxf),
+            "output_dist_params": avg(out.output_params_bxtxp),
+            "costs": costs.total,
+            "nll_bound_vaes": costs.nll_bound_vae,
+            "nll_bound_iwaes": costs.nll_bound_iwae,
+        }
+        if hps.ic_dim > 0:
+            res.update(prior_g0_mean=avg(out.ic_prior_mean_bxz),
+                       prior_g0_logvar=avg(out.ic_prior_logvar_bxz),
+                       post_g0_mean=avg(out.ic_post_mean_bxz),
+                       post_g0_logvar=avg(out.ic_post_logvar_bxz))
+        if hps.co_dim > 0:
+            res["controller_outputs"] = avg(out.co_bxtxu)
+        return res
+
+    return training._compile(fn, T, D, I)
+
+
+def _write_streaming(path, n_trials, chunks):
+    """Writes {key: [k, ...]} chunks into float64 gzip datasets of n_trials rows."""
+    with utils.atomic_path(path) as tmp:
+        with h5py.File(tmp, "w-") as hf:
+            start = 0
+            for chunk in chunks:
+                k = None
+                for key, value in chunk.items():
+                    value = np.asarray(value, np.float64)
+                    k = value.shape[0]
+                    if key not in hf:
+                        hf.create_dataset(key, shape=(n_trials,) + value.shape[1:],
+                                          dtype=np.float64, compression="gzip")
+                    hf[key][start:start + k] = value
+                start += k
+    print("Wrote %s" % path)
+
+
+def posterior_kind(bundle, hps, datasets, kind):
+    """posterior_sample_and_average or posterior_push_mean for every dataset/split."""
+    sampling = kind == "posterior_sample_and_average"
+    S = hps.batch_size if sampling else 1
+    mode = "posterior_sample" if sampling else "posterior_mean"
+    trials_per_chunk = max(1, ROWS_PER_CHUNK // S) if sampling else hps.batch_size
+    step = float(bundle.state.global_step.numpy())
+    for name in hps.dataset_names:
+        fn = make_posterior_fn(bundle, hps, name, mode, S)
+        for split in ("train", "valid"):
+            arrays = training.split_arrays({name: datasets[name]}, hps, split)
+            if name not in arrays:
+                continue
+            data, ext = arrays[name]
+            E = min(hps.ps_nexamples_to_process, data.shape[0])
+
+            def chunks():
+                for start in range(0, E, trials_per_chunk):
+                    sl = slice(start, min(start + trials_per_chunk, E))
+                    print("Running %s %s trials %d-%d of %d." % (name, split, sl.start,
+                                                                   sl.stop - 1, E))
+                    res = training.call_step(fn, data[sl],
+                                             None if ext is None else ext[sl])
+                    res = {k: v.numpy() for k, v in res.items()}
+                    res["train_steps"] = np.full(sl.stop - sl.start, step)
+                    yield res
+
+            _write_streaming(output_file_name(hps, name, split, kind), E, chunks())
+
+
+def prior_sample_kind(bundle, hps, datasets):
+    """--batch_size trials generated from the IC and AR(1) priors (§10.4)."""
+    if hps.ext_input_dim > 0 and hps.inject_ext_input_to_gen:
+        raise LfadsError("--kind=prior_sample: not possible with external inputs "
+                         "injected into the generator (--inject_ext_input_to_gen=true); "
+                         "there is no data to take them from")
+    name = hps.prior_sample_dataset or hps.dataset_names[0]
+    model, rng = bundle.model, bundle.rng
+    out = model.forward(name, None, None, rng, "prior_sample", batch_size=hps.batch_size)
+    res = {
+        "gen_ics": out.gen_ics_bxg.numpy(),
+        "gen_states": out.gen_states_bxtxg.numpy().astype(np.float64),
+        "factors": out.factors_bxtxf.numpy().astype(np.float64),
+        "output_dist_params": out.output_params_bxtxp.numpy().astype(np.float64),
+        # the graph's cost with no data is the ramp-weighted L2 term (§10.4)
+        "costs": np.array([float(training.ramp_value(
+            int(bundle.state.global_step.numpy()), hps.l2_start_step,
+            hps.l2_increase_steps)) * float(model.l2_cost().numpy())], np.float32),
+    }
+    if hps.ic_dim > 0:
+        res["prior_g0_mean"] = out.ic_prior_mean_bxz.numpy()
+        res["prior_g0_logvar"] = out.ic_prior_logvar_bxz.numpy()
+    if hps.co_dim > 0:
+        res["prior_zs_ar_con"] = out.co_bxtxu.numpy().astype(np.float64)
+    # The original looked the stem up as a dataset name here (spec Q8); the stem
+    # is a file-name prefix, as for the other kinds.
+    fname = (hps.output_filename_stem or "model_runs_") + "prior_sample"
+    path = os.path.join(hps.lfads_save_dir, fname)
+    utils.write_data(path, res, compression="gzip")
+    print("Wrote %s (read out through dataset %s)" % (path, name))
+
+
+def model_params(bundle):
+    """{original key: value} of every variable of the original's graph (§10.5)."""
+    variables = list(bundle.model.variables)
+    variables += [bundle.state.global_step, bundle.state.learning_rate]
+    variables += list(bundle.optimizer.variables)
+    out = {}
+    for v in variables:
+        if v.name.startswith("LFADS/"):
+            out[v.name.replace("/", "_")] = v.numpy()
+    return out
+
+
+def write_model_params_kind(bundle, hps):
+    fname = (hps.output_filename_stem + "_" if hps.output_filename_stem else "") \
+        + "model_params"
+    path = os.path.join(hps.lfads_save_dir, fname)
+    utils.write_data(path, model_params(bundle))
+    print("Wrote %s" % path)
+
+
+def run_kind(hps, datasets):
+    """Builds the model, restores --checkpoint_pb_load_name and runs hps.kind."""
+    bundle = training.build(hps, datasets)
+    path = training.restore(bundle, hps, hps.lfads_save_dir, hps.checkpoint_pb_load_name,
+                            required=True)
+    print("Restored %s (step %d)." % (path, int(bundle.state.global_step.numpy())))
+    training.write_hps_file(hps, hps.lfads_save_dir, training.step_of_checkpoint(path))
+    if hps.kind in ("posterior_sample_and_average", "posterior_push_mean"):
+        posterior_kind(bundle, hps, datasets, hps.kind)
+    elif hps.kind == "prior_sample":
+        prior_sample_kind(bundle, hps, datasets)
+    elif hps.kind == "write_model_params":
+        write_model_params_kind(bundle, hps)
+    return bundle
+
+
+class ExamplePlotter:
+    """The per-epoch example figure (§9.3) as a TensorBoard image summary.
+
+    One random training and one random validation trial of a random dataset, with
+    rates, factors and inputs averaged over a few posterior samples.
+    """
+
+    NUM_SAMPLES = 16
+
+    def __init__(self, bundle, hps, datasets):
+        self.hps, self.datasets = hps, datasets
+        self.fns = {n: make_posterior_fn(bundle, hps, n, "posterior_sample",
+                                         self.NUM_SAMPLES) for n in hps.dataset_names}
+
+    def _example(self, name, split, trial):
+        d = self.datasets[name]
+        data = np.asarray(d[split + "_data"][trial:trial + 1], np.float32)
+        ext = None
+        if self.hps.ext_input_dim > 0:
+            ext = np.asarray(d[split + "_ext_input"][trial:trial + 1], np.float32)
+        res = training.call_step(self.fns[name], data, ext)
+        params = res["output_dist_params"].numpy()[0]
+        D = data.shape[2]
+        ex = {"data_txd": data[0], "rates_txd": params[:, :D],
+              "factors_txf": res["factors"].numpy()[0],
+              "label": "%s %s trial %d" % (name, split, trial)}
+        if self.hps.output_dist == "gaussian":
+            ex["vars_txd"] = params[:, D:]
+        if split + "_truth" in d:
+            ex["truth_txd"] = np.asarray(d[split + "_truth"][trial])
+        if "controller_outputs" in res:
+            ex["controller_outputs_txu"] = res["controller_outputs"].numpy()[0]
+        if ext is not None:
+            ex["ext_input_txi"] = ext[0]
+        return ex
+
+    def write_summary(self, rs):
+        import plot_lfads
+        name = self.hps.dataset_names[rs.randint(len(self.hps.dataset_names))]
+        d = self.datasets[name]
+        examples = []
+        for split in ("train", "valid"):
+            if split + "_data" in d:
+                trial = rs.randint(d[split + "_data"].shape[0])
+                examples.append(self._example(name, split, trial))
+        cf = None
+        if "train_truth" in d and "conversion_factor" in d:
+            cf, _ = plot_lfads.truth_scale(
+                float(d["conversion_factor"]),
+                float(d["max_firing_rate"]) if "max_firing_rate" in d else None,
+                float(d["dt"]) if "dt" in d else None, self.hps.output_dist)
+        fig = plot_lfads.plot_examples(examples, output_dist=self.hps.output_dist,
+                                       conversion_factor=cf, title="LFADS example")
+        image = plot_lfads.figure_to_rgb_array(fig)
+        tf.summary.image("LFADS/LFADS_example", image[None])

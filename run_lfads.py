@@ -1,0 +1,358 @@
+"""Command line of LFADS: `python run_lfads.py --kind=... --flag=value ...`.
+
+Every flag of the original run_lfads.py, with the same names, defaults and meaning
+(spec §2.1), plus a few new ones (listed under "New flags" below). This module owns
+the flags, the hyperparameter object and the dispatch on --kind; the training loop
+lives in training.py and the evaluation kinds in evaluation.py.
+"""
+import os
+import sys
+import traceback
+
+from absl import app
+from absl import flags
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __name__ == "__main__":
+    # Modules that `import run_lfads` must get this very module, not a second copy
+    # that would define every flag again.
+    sys.modules.setdefault("run_lfads", sys.modules[__name__])
+
+MAX_INT = sys.maxsize
+
+KINDS = ("train", "posterior_sample_and_average", "posterior_push_mean",
+         "prior_sample", "write_model_params")
+
+FLAGS = flags.FLAGS
+
+# ---------------------------------------------------------------- the original's flags
+flags.DEFINE_string("kind", "train",
+                    "Type of model to build {train, posterior_sample_and_average, "
+                    "posterior_push_mean, prior_sample, write_model_params}.")
+flags.DEFINE_string("output_dist", "poisson",
+                    "Type of output distribution, 'poisson' or 'gaussian'.")
+flags.DEFINE_boolean("allow_gpu_growth", False,
+                     "If true, only allocate GPU memory as needed.")
+flags.DEFINE_string("data_dir", "/tmp/rnn_synth_data_v1.0/", "Data for training.")
+flags.DEFINE_string("data_filename_stem", "chaotic_rnn_inputs_g1p5",
+                    "Every file in --data_dir whose name starts with this stem is one "
+                    "dataset (session); its name is the rest of the file name after "
+                    "the stem and one separator. Datasets are used in sorted name order.")
+flags.DEFINE_string("lfads_save_dir", "/tmp/lfads_chaotic_rnn_inputs_g1p5/",
+                    "Directory for checkpoints, logs and outputs.")
+flags.DEFINE_string("checkpoint_pb_load_name", "checkpoint",
+                    "Name of the checkpoint state file to restore from: 'checkpoint' "
+                    "(regular) or 'checkpoint_lve' (lowest validation error).")
+flags.DEFINE_string("checkpoint_name", "lfads_vae", "Name of checkpoint files.")
+flags.DEFINE_string("output_filename_stem", "",
+                    "Prefix of the output files of the evaluation kinds.")
+flags.DEFINE_string("device", "gpu:0",
+                    "Device to run on, e.g. 'cpu:0' or 'gpu:0'. Without a GPU, gpu:N "
+                    "falls back to the CPU with a note.")
+flags.DEFINE_string("csv_log", "fitlog",
+                    "Name of the per-epoch CSV log (<lfads_save_dir>/<csv_log>.csv); "
+                    "empty disables it.")
+flags.DEFINE_integer("max_ckpt_to_keep", 5, "Max # of regular checkpoints to keep.")
+flags.DEFINE_integer("ps_nexamples_to_process", MAX_INT,
+                     "Number of examples of each split to process for posterior "
+                     "sampling / push-mean.")
+flags.DEFINE_integer("max_ckpt_to_keep_lve", 5,
+                     "Max # of lowest-validation-error checkpoints to keep.")
+flags.DEFINE_integer("ext_input_dim", 0, "Dimension of external inputs.")
+flags.DEFINE_integer("num_steps_for_gen_ic", MAX_INT,
+                     "Number of leading time bins the IC encoder reads (clipped to T).")
+flags.DEFINE_boolean("inject_ext_input_to_gen", False,
+                     "Feed external inputs to the generator (true) or to the encoders "
+                     "(false).")
+flags.DEFINE_float("cell_weight_scale", 1.0,
+                   "Input/gate weight init scale of the encoder GRUs and of the "
+                   "controller GRU.")
+flags.DEFINE_integer("ic_dim", 64, "Dimension of the initial condition g0 (0: none).")
+flags.DEFINE_integer("factors_dim", 50, "Number of factors.")
+flags.DEFINE_integer("ic_enc_dim", 128, "Size of each direction of the IC encoder.")
+flags.DEFINE_integer("gen_dim", 200, "Size of the generator GRU.")
+flags.DEFINE_float("gen_cell_input_weight_scale", 1.0,
+                   "Input weight init scale of the generator.")
+flags.DEFINE_float("gen_cell_rec_weight_scale", 1.0,
+                   "Recurrent weight init scale of the generator.")
+flags.DEFINE_float("ic_prior_var_min", 0.1, "Minimum variance of the IC prior.")
+flags.DEFINE_float("ic_prior_var_scale", 0.1, "Initial variance of the IC prior.")
+flags.DEFINE_float("ic_prior_var_max", 0.1,
+                   "Maximum variance of the IC prior (== min: fixed variance).")
+flags.DEFINE_float("ic_post_var_min", 0.0001, "Minimum variance of the IC posterior.")
+flags.DEFINE_float("co_prior_var_scale", 0.1,
+                   "Unused (kept for compatibility with the original).")
+flags.DEFINE_float("prior_ar_atau", 10.0,
+                   "Initial autocorrelation time (bins) of the AR(1) input prior.")
+flags.DEFINE_float("prior_ar_nvar", 0.1,
+                   "Initial noise variance of the AR(1) input prior.")
+flags.DEFINE_boolean("do_train_prior_ar_atau", True, "Train the AR(1) prior's tau.")
+flags.DEFINE_boolean("do_train_prior_ar_nvar", True,
+                     "Train the AR(1) prior's noise variance.")
+flags.DEFINE_integer("co_dim", 1, "Number of inferred inputs (controller outputs).")
+flags.DEFINE_boolean("do_causal_controller", False,
+                     "Controller sees only the forward CI encoding.")
+flags.DEFINE_boolean("do_feed_factors_to_controller", True,
+                     "Feed the previous step's factors (or rates) to the controller.")
+flags.DEFINE_string("feedback_factors_or_rates", "factors",
+                    "What is fed back to the controller: 'factors' or 'rates' "
+                    "(rates: single dataset only).")
+flags.DEFINE_integer("controller_input_lag", 1,
+                     "Controller at t reads the forward encoding at t-lag and the "
+                     "reverse encoding at t+lag.")
+flags.DEFINE_integer("ci_enc_dim", 128,
+                     "Size of each direction of the controller-input encoder.")
+flags.DEFINE_integer("con_dim", 128, "Size of the controller GRU.")
+flags.DEFINE_float("co_mean_corr_scale", 0.0,
+                   "Penalty on correlations of the controller-output means.")
+flags.DEFINE_integer("batch_size", 128,
+                     "Batch size for training; number of posterior samples per trial "
+                     "for posterior_sample_and_average; number of trials for "
+                     "prior_sample.")
+flags.DEFINE_float("learning_rate_init", 0.01, "Initial learning rate.")
+flags.DEFINE_float("learning_rate_decay_factor", 0.95, "Learning rate decay factor.")
+flags.DEFINE_float("learning_rate_stop", 0.00001,
+                   "Stop training when the learning rate falls below this.")
+flags.DEFINE_integer("learning_rate_n_to_compare", 6,
+                     "Window (epochs) of the learning-rate plateau rule.")
+flags.DEFINE_float("max_grad_norm", 200.0, "Max global norm of the gradients.")
+flags.DEFINE_float("cell_clip_value", 5.0, "Clip value of every GRU state.")
+flags.DEFINE_boolean("do_train_io_only", False,
+                     "Train only the read-in/read-out matrices.")
+flags.DEFINE_boolean("do_train_encoder_only", False,
+                     "Train only the IC encoder and IC posterior layers.")
+flags.DEFINE_boolean("do_reset_learning_rate", False,
+                     "Reset the learning rate to --learning_rate_init after restoring.")
+flags.DEFINE_boolean("do_train_readin", True,
+                     "Train the per-dataset read-in matrices.")
+flags.DEFINE_float("keep_prob", 0.95, "Dropout keep probability during training.")
+flags.DEFINE_integer("temporal_spike_jitter_width", 0,
+                     "Jitter spikes in time by up to this many bins (Poisson only).")
+flags.DEFINE_float("l2_gen_scale", 2000.0, "L2 scale on generator recurrent weights.")
+flags.DEFINE_float("l2_con_scale", 0.0, "L2 scale on controller recurrent weights.")
+flags.DEFINE_float("kl_ic_weight", 1.0, "Weight of the IC KL term.")
+flags.DEFINE_float("kl_co_weight", 1.0, "Weight of the controller-output KL term.")
+flags.DEFINE_integer("kl_start_step", 0, "Step at which the KL ramp starts.")
+flags.DEFINE_integer("kl_increase_steps", 2000, "Length of the linear KL ramp 0->1.")
+flags.DEFINE_integer("l2_start_step", 0, "Step at which the L2 ramp starts.")
+flags.DEFINE_integer("l2_increase_steps", 2000, "Length of the linear L2 ramp 0->1.")
+
+# ---------------------------------------------------------------- new flags
+flags.DEFINE_integer("seed", None,
+                     "New: seed for weights, batching, dropout and sampling; the same "
+                     "seed on the same machine gives the same numbers. Default: unseeded "
+                     "(as the original).")
+flags.DEFINE_integer("max_epochs", None,
+                     "New: stop training after this many epochs in total (default: no "
+                     "limit; training stops by the learning-rate rule as the original).")
+flags.DEFINE_integer("checkpoint_every_n_epochs", 1,
+                     "New: regular checkpoint interval in epochs (the original: 10).")
+flags.DEFINE_integer("plot_every_n_epochs", 0,
+                     "New: write the example figure to TensorBoard every N epochs "
+                     "(0: never; the original plotted every epoch).")
+flags.DEFINE_string("prior_sample_dataset", "",
+                    "New: dataset (name) whose read-out is used by prior_sample "
+                    "(default: the first in sorted order).")
+flags.DEFINE_boolean("debug", False,
+                     "New: show full tracebacks instead of one-line errors "
+                     "(also LFADS_DEBUG=1).")
+
+# Flags that are not hyperparameters (the original kept allow_gpu_growth and kind
+# out of the dict; kind is added back as a derived key).
+_NOT_HPS = {"allow_gpu_growth", "debug"}
+
+
+class UsageError(ValueError):
+    """A bad flag value, reported as one line."""
+
+
+class HParams(dict):
+    """Hyperparameters: a dict with attribute access; unknown names are an error."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError("no hyperparameter %r" % name) from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
+def defined_flag_names():
+    """Names of this module's flags, in definition order."""
+    return [f.name for f in FLAGS.get_flags_for_module(sys.modules[__name__])]
+
+
+def build_hps(flag_values=FLAGS):
+    """The hyperparameter dict of the original: every flag but allow_gpu_growth."""
+    hps = HParams()
+    for name in defined_flag_names():
+        if name not in _NOT_HPS:
+            hps[name] = flag_values[name].value
+    hps["_clip_value"] = 80  # as the original's build_hyperparameter_dict (spec §16.1)
+    return hps
+
+
+def validate_hps(hps):
+    """Raises UsageError (one line) for flag values the model cannot run with."""
+    def bad(flag, problem):
+        raise UsageError("--%s=%s: %s" % (flag, hps[flag], problem))
+
+    if hps.kind not in KINDS:
+        bad("kind", "unknown kind (expected one of %s)" % ", ".join(KINDS))
+    if hps.output_dist not in ("poisson", "gaussian"):
+        bad("output_dist", "unknown output distribution (expected poisson or gaussian)")
+    if hps.feedback_factors_or_rates not in ("factors", "rates"):
+        bad("feedback_factors_or_rates", "expected 'factors' or 'rates'")
+    for name in ("factors_dim", "gen_dim", "batch_size"):
+        if hps[name] <= 0:
+            bad(name, "must be a positive integer")
+    for name in ("ic_dim", "co_dim", "ext_input_dim", "controller_input_lag",
+                 "temporal_spike_jitter_width", "kl_start_step", "l2_start_step",
+                 "max_ckpt_to_keep", "max_ckpt_to_keep_lve"):
+        if hps[name] < 0:
+            bad(name, "must not be negative")
+    if hps.ic_dim > 0 and hps.ic_enc_dim <= 0:
+        bad("ic_enc_dim", "must be positive when --ic_dim > 0")
+    if hps.co_dim > 0:
+        for name in ("ci_enc_dim", "con_dim"):
+            if hps[name] <= 0:
+                bad(name, "must be positive when --co_dim > 0")
+    if hps.num_steps_for_gen_ic <= 0:
+        bad("num_steps_for_gen_ic", "must be positive")
+    if not 0.0 < hps.keep_prob <= 1.0:
+        bad("keep_prob", "must lie in (0, 1]")
+    for name in ("kl_increase_steps", "l2_increase_steps"):
+        if hps[name] <= 0:
+            bad(name, "must be positive (the ramp divides by it)")
+    if not hps.learning_rate_init > 0:
+        bad("learning_rate_init", "must be positive")
+    if not 0.0 < hps.learning_rate_decay_factor < 1.0:
+        bad("learning_rate_decay_factor", "must lie in (0, 1)")
+    if hps.learning_rate_n_to_compare <= 0:
+        bad("learning_rate_n_to_compare", "must be positive")
+    if not hps.max_grad_norm > 0:
+        bad("max_grad_norm", "must be positive")
+    if not hps.cell_clip_value > 0:
+        bad("cell_clip_value", "must be positive")
+    if not hps.ic_prior_var_scale > 0:
+        bad("ic_prior_var_scale", "must be positive")
+    if not hps.ic_prior_var_min <= hps.ic_prior_var_scale <= hps.ic_prior_var_max:
+        bad("ic_prior_var_scale", "must lie in [--ic_prior_var_min, --ic_prior_var_max] "
+            "= [%g, %g]" % (hps.ic_prior_var_min, hps.ic_prior_var_max))
+    if hps.ic_post_var_min < 0:
+        bad("ic_post_var_min", "must not be negative")
+    if not (hps.prior_ar_atau > 0 and hps.prior_ar_nvar > 0):
+        bad("prior_ar_atau", "--prior_ar_atau and --prior_ar_nvar must be positive")
+    if hps.co_mean_corr_scale > 0 and hps.co_dim < 2:
+        # the original takes the mean of an empty list here (spec Q18)
+        bad("co_mean_corr_scale", "needs --co_dim >= 2 (it penalises pairs of inputs)")
+    if hps.max_epochs is not None and hps.max_epochs < 0:
+        bad("max_epochs", "must not be negative")
+    if hps.checkpoint_every_n_epochs <= 0:
+        bad("checkpoint_every_n_epochs", "must be positive")
+    if hps.plot_every_n_epochs < 0:
+        bad("plot_every_n_epochs", "must not be negative")
+    save_dir = hps.lfads_save_dir
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        bad("lfads_save_dir", "exists and is not a folder")
+
+
+def add_derived_hps(hps, datasets):
+    """Adds the data-dependent keys of spec §2.2 (dataset names in sorted order)."""
+    names = sorted(datasets)
+    hps.dataset_names = names
+    hps.dataset_dims = {n: int(datasets[n]["data_dim"]) for n in names}
+    hps.num_steps = int(datasets[names[0]]["num_steps"])
+    hps.ndatasets = len(names)
+    if hps.num_steps_for_gen_ic > hps.num_steps:
+        hps.num_steps_for_gen_ic = hps.num_steps
+    if hps.feedback_factors_or_rates == "rates" and hps.co_dim > 0 \
+            and hps.do_feed_factors_to_controller and len(names) > 1:
+        raise UsageError("--feedback_factors_or_rates=rates: only possible with a "
+                         "single dataset (found %d)" % len(names))
+    if hps.prior_sample_dataset and hps.prior_sample_dataset not in names:
+        raise UsageError("--prior_sample_dataset=%s: no such dataset (have %s)"
+                         % (hps.prior_sample_dataset, ", ".join(names)))
+    return hps
+
+
+def _select_device(device, allow_gpu_growth):
+    """Returns the tf.device string to use, falling back to the CPU without a GPU."""
+    import tensorflow as tf
+    tf.config.set_soft_device_placement(True)
+    gpus = tf.config.list_physical_devices("GPU")
+    if allow_gpu_growth:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    dev = device.lower().lstrip("/")
+    if dev.startswith("device:"):
+        dev = dev[len("device:"):]
+    if dev.startswith("gpu") and not gpus:
+        print("note: --device=%s but no GPU is visible; running on the CPU." % device)
+        return "/cpu:0"
+    return "/" + dev
+
+
+def run(hps, allow_gpu_growth=False):
+    """Loads the data and runs hps.kind. Raises DataError/UsageError on bad input."""
+    import utils
+    validate_hps(hps)
+    batch_for_check = hps.batch_size if hps.kind == "train" else None
+    datasets, notes = utils.load_datasets(
+        hps.data_dir, hps.data_filename_stem, hps.output_dist,
+        ext_input_dim=hps.ext_input_dim, factors_dim=hps.factors_dim,
+        batch_size=batch_for_check, kind=hps.kind)
+    for note in notes:
+        print("note: " + note)
+    add_derived_hps(hps, datasets)
+    device = _select_device(hps.device, allow_gpu_growth)
+    import tensorflow as tf
+    with tf.device(device):
+        if hps.kind == "train":
+            import training
+            return training.train(hps, datasets)
+        import evaluation
+        return evaluation.run_kind(hps, datasets)
+
+
+def main(argv):
+    del argv
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)
+    debug = FLAGS.debug or os.environ.get("LFADS_DEBUG", "") not in ("", "0")
+    hps = build_hps()
+    try:
+        run(hps, allow_gpu_growth=FLAGS.allow_gpu_growth)
+    except Exception as e:  # one line for users; the traceback only with --debug
+        import utils
+        known = (utils.DataError, UsageError) + _known_errors()
+        if debug or not isinstance(e, known):
+            traceback.print_exc()
+            if not isinstance(e, known):
+                sys.exit(1)
+        print("error: %s" % str(e).splitlines()[0] if str(e) else repr(e),
+              file=sys.stderr)
+        sys.exit(2)
+
+
+def _known_errors():
+    """Project errors defined in the modules loaded so far."""
+    errs = []
+    for mod_name in ("training", "evaluation"):
+        mod = sys.modules.get(mod_name)
+        if mod is not None and hasattr(mod, "LfadsError"):
+            errs.append(mod.LfadsError)
+    return tuple(errs)
+
+
+def console_main():
+    """Entry point of the `run_lfads` console command."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""PNG figures of chosen trials of an LFADS output file, one PNG per trial.
+
+Usage (from the repo root):
+  python scripts/plot_lfads_outputs.py --output_file=F --data_file=D --out_dir=DIR
+      [--split=train|valid] [--trials=0,1,2] [--output_dist=poisson|gaussian]
+      [--dpi=100] [--max_traces=10]
+
+F is a `posterior_sample_and_average` or `posterior_push_mean` file (spec §10.2/§10.3):
+`output_dist_params` [E, T, D] rates, or [E, T, 2D] Gaussian means then variances (the
+distribution is inferred from that width unless --output_dist is given), `factors`,
+optional `controller_outputs`. D is the dataset file: `<split>_data`, and when present
+`<split>_truth`, `<split>_ext_input`, the true input (`input_<split>_truth` of the chaotic
+generator or `<split>_inputs_u` of ITB) and `conversion_factor` (ITB convention detected,
+spec §13 Q19). The split defaults to the one in F's canonical file name.
+
+Each trial k is written to DIR/<basename of F>_trial<k>.png (one column per figure, so
+any number of trials stays readable); the paths written are printed, one per line.
+Bad input gives a one-line error on stderr and exit status 2.
+"""
+import argparse
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(_HERE)
+for _p in (_REPO, _HERE):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import numpy as np  # noqa: E402
+
+import plot_lfads  # noqa: E402
+from compare_to_truth import (CliError, check_shapes, open_h5, require,  # noqa: E402
+                              resolve_output_dist, resolve_split, truth_scale_from_file)
+
+
+def _parse_trials(text):
+    """'0,1,5' -> [0, 1, 5] (order kept, duplicates dropped)."""
+    try:
+        trials = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise CliError("--trials must be comma-separated integers, got '%s'" % text) from None
+    if not trials or min(trials) < 0:
+        raise CliError("--trials must list non-negative trial indices, got '%s'" % text)
+    return list(dict.fromkeys(trials))
+
+
+def _parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--output_file", required=True,
+                   help="posterior_sample_and_average or posterior_push_mean h5 file")
+    p.add_argument("--data_file", required=True, help="the dataset h5 file")
+    p.add_argument("--split", choices=("train", "valid"), default=None,
+                   help="default: taken from the output file's name")
+    p.add_argument("--trials", default="0", help="comma-separated trial indices")
+    p.add_argument("--out_dir", required=True, help="folder for the PNG files")
+    p.add_argument("--output_dist", choices=("poisson", "gaussian"), default=None,
+                   help="default: inferred from the width of output_dist_params")
+    p.add_argument("--dpi", type=float, default=100)
+    p.add_argument("--max_traces", type=int, default=10,
+                   help="neurons / factors drawn as traces")
+    return p.parse_args(argv)
+
+
+def _optional_trial(hf, keys, k):
+    """Trial k of the first of `keys` present in hf, as a float array; else None."""
+    for key in keys:
+        if key in hf:
+            return np.asarray(hf[key][k], dtype=np.float64)
+    return None
+
+
+def run(args):
+    """Writes the PNGs and returns their paths; raises CliError on bad input."""
+    split = resolve_split(args.split, args.output_file)
+    trials = _parse_trials(args.trials)
+    written = []
+    with open_h5(args.output_file, "output file") as out_h5, \
+            open_h5(args.data_file, "data file") as data_h5:
+        params = require(out_h5, "output_dist_params")
+        factors = require(out_h5, "factors")
+        data = require(data_h5, "%s_data" % split)
+        check_shapes(args.output_file, params.shape, args.data_file, data.name[1:],
+                     data.shape)
+        n_trials, n_chan = params.shape[0], data.shape[2]
+        output_dist = resolve_output_dist(args.output_dist, params.shape[2], n_chan,
+                                          args.output_file)
+        bad = [k for k in trials if k >= n_trials]
+        if bad:
+            raise CliError("%s: trial %d out of range, the file has %d %s trials"
+                           % (args.output_file, bad[0], n_trials, split))
+        truth_key = "%s_truth" % split
+        scale, convention = truth_scale_from_file(data_h5, output_dist)
+        if truth_key in data_h5 and convention != "none":
+            # stderr: stdout carries only the written paths, for other tools to read.
+            print("note: %s" % plot_lfads.describe_convention(convention, scale),
+                  file=sys.stderr)
+        stem = os.path.basename(os.path.normpath(args.output_file))
+        for k in trials:
+            p_k = np.asarray(params[k], dtype=np.float64)
+            example = {
+                "label": "%s trial %d" % (split, k),
+                "data_txd": np.asarray(data[k]),
+                "rates_txd": p_k[:, :n_chan],
+                "vars_txd": p_k[:, n_chan:] if output_dist == "gaussian" else None,
+                "truth_txd": _optional_trial(data_h5, [truth_key], k),
+                "factors_txf": np.asarray(factors[k], dtype=np.float64),
+                "controller_outputs_txu": _optional_trial(out_h5, ["controller_outputs"], k),
+                "ext_input_txi": _optional_trial(data_h5, ["%s_ext_input" % split], k),
+                "input_truth_txi": _optional_trial(
+                    data_h5, ["input_%s_truth" % split, "%s_inputs_u" % split], k),
+            }
+            fig = plot_lfads.plot_examples([example], output_dist=output_dist,
+                                           conversion_factor=scale, title=stem,
+                                           max_traces=args.max_traces, dpi=args.dpi)
+            path = os.path.join(args.out_dir, "%s_trial%d.png" % (stem, k))
+            plot_lfads.save_figure(fig, path)
+            print(path)
+            written.append(path)
+    return written
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    try:
+        run(args)
+    except CliError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except OSError as e:     # e.g. an unwritable --out_dir
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

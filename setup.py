@@ -1,0 +1,24 @@
+"""Installs the LFADS modules and the `run_lfads` console command."""
+from setuptools import setup
+
+setup(
+    name="lfads-tf2",
+    version="0.1.0",
+    description="LFADS (Latent Factor Analysis via Dynamical Systems) on TensorFlow 2",
+    python_requires=">=3.9",
+    py_modules=["run_lfads", "lfads", "distributions", "utils", "training",
+                "evaluation", "plot_lfads"],
+    packages=["synth_data"],
+    package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "numpy",
+        "scipy",
+        "h5py",
+        "matplotlib",
+        "tensorboard",
+        "absl-py",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["run_lfads=run_lfads:console_main"]},
+)

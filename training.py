@@ -1,0 +1,560 @@
+"""Building, checkpointing and training an LFADS model (spec §8-§9).
+
+`build(hps, datasets)` makes the model with its optimizer, training state and
+checkpoint; `restore(...)` loads a checkpoint chosen by --checkpoint_pb_load_name;
+`train(hps, datasets)` is the epoch loop of the original: batches -> compiled train
+step -> validation -> lowest-validation checkpoint -> learning-rate plateau rule.
+
+Unlike the original, everything the loop decides on (epoch, learning rate, the
+plateau window, the lowest validation cost, the random generator state and the seed
+of the batch order) lives in the checkpoint, so a restarted run continues as an
+uninterrupted one would (the original forgot this on restart, spec Q14).
+"""
+import collections
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import lfads
+import utils
+
+CHECKPOINT_STATE = "checkpoint"
+CHECKPOINT_STATE_LVE = "checkpoint_lve"
+
+
+# Flags that fix the shapes of the variables: a checkpoint can only be restored
+# with the same values.
+ARCHITECTURE_KEYS = (
+    "output_dist", "ext_input_dim", "inject_ext_input_to_gen", "ic_dim",
+    "factors_dim", "ic_enc_dim", "gen_dim", "co_dim", "ci_enc_dim", "con_dim",
+    "do_causal_controller", "do_feed_factors_to_controller",
+    "feedback_factors_or_rates", "dataset_names", "dataset_dims")
+
+
+class LfadsError(RuntimeError):
+    """A problem reported to the user as one line (checkpoints, save folder)."""
+
+
+# ------------------------------------------------------------------ model and state
+class TrainState(tf.Module):
+    """Everything besides weights and optimizer slots that a resumed run needs."""
+
+    def __init__(self, hps, arch_json, base_seed):
+        super().__init__(name=None)
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                       name="LFADS/global_step")
+        self.learning_rate = tf.Variable(hps.learning_rate_init, dtype=tf.float32,
+                                         trainable=False, name="LFADS/learning_rate")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        # Plateau rule history: last training totals (+inf after a decay), §8.4.
+        self.train_costs = tf.Variable(np.zeros([0], np.float64), trainable=False,
+                                       shape=tf.TensorShape([None]), name="train_costs")
+        self.valid_count = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                       name="valid_count")
+        self.lowest_valid_cost = tf.Variable(np.inf, dtype=tf.float64, trainable=False,
+                                             name="lowest_valid_cost")
+        self.base_seed = tf.Variable(base_seed, dtype=tf.int64, trainable=False,
+                                     name="base_seed")
+        self.arch_json = tf.Variable(arch_json, dtype=tf.string, trainable=False,
+                                     name="arch_json")
+        self.bad_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                     name="nonfinite_steps")
+
+
+Bundle = collections.namedtuple(
+    "Bundle", "model state optimizer rng checkpoint train_vars")
+
+
+def architecture_json(hps):
+    """The flags that fix variable shapes, as JSON (stored in every checkpoint)."""
+    return json.dumps({k: hps[k] for k in ARCHITECTURE_KEYS}, sort_keys=True)
+
+
+def datasets_info(datasets):
+    """Per-dataset sizes and alignment arrays the model needs (no other data)."""
+    info = {}
+    for name, d in datasets.items():
+        info[name] = {"data_dim": int(d["data_dim"]),
+                      "alignment_matrix_cxf": d.get("alignment_matrix_cxf"),
+                      "alignment_bias_c": d.get("alignment_bias_c")
+                      if d.get("alignment_matrix_cxf") is not None else None}
+    return info
+
+
+def build(hps, datasets):
+    """Creates model, training state, optimizer, random generator and checkpoint."""
+    seed = hps.get("seed")
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)  # python, numpy and TF global seeds
+        rng = tf.random.Generator.from_seed(seed)
+        base_seed = seed
+    else:
+        rng = tf.random.Generator.from_non_deterministic_state()
+        base_seed = int(np.random.SeedSequence().generate_state(1)[0])
+    model = lfads.LFADS(hps, datasets_info(datasets), init_seed=seed)
+    state = TrainState(hps, architecture_json(hps), base_seed)
+    train_vars = model.trainable_variables_to_train()
+    optimizer = lfads.Adam(train_vars, state.learning_rate)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state,
+                                     rng=rng)
+    return Bundle(model, state, optimizer, rng, checkpoint, train_vars)
+
+
+# ------------------------------------------------------------------ checkpoints
+def _state_path(save_dir, state_name):
+    return os.path.join(save_dir, state_name or CHECKPOINT_STATE)
+
+
+def read_checkpoint_state(save_dir, state_name):
+    """Returns the list of checkpoint prefixes named by a state file, newest last."""
+    path = _state_path(save_dir, state_name)
+    if not os.path.exists(path):
+        return []
+    paths = []
+    latest = None
+    with open(path) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            value = value.strip().strip('"')
+            if key.strip() == "all_model_checkpoint_paths":
+                paths.append(value)
+            elif key.strip() == "model_checkpoint_path":
+                latest = value
+    if latest is not None and latest not in paths:
+        paths.append(latest)
+    if latest is not None:  # the latest is last
+        paths = [p for p in paths if p != latest] + [latest]
+    return [p if os.path.isabs(p) else os.path.join(save_dir, p) for p in paths]
+
+
+class CheckpointSaver:
+    """Saves checkpoints `<save_dir>/<prefix>-<step>` listed in a TF state file.
+
+    tf.train.CheckpointManager always names its state file `checkpoint`; LFADS
+    keeps two (`checkpoint` and `checkpoint_lve`) in one folder, as the original.
+    The data files are written first and the state file is replaced atomically
+    afterwards, so a kill at any moment leaves the previous checkpoint loadable.
+    """
+
+    def __init__(self, checkpoint, save_dir, prefix, state_name, max_to_keep):
+        self.checkpoint = checkpoint
+        self.save_dir = save_dir
+        self.prefix = prefix
+        self.state_name = state_name
+        self.max_to_keep = max_to_keep
+
+    def save(self, step):
+        path = os.path.join(self.save_dir, "%s-%d" % (self.prefix, step))
+        self.checkpoint.write(path)
+        paths = [p for p in read_checkpoint_state(self.save_dir, self.state_name)
+                 if p != path] + [path]
+        keep = paths[-self.max_to_keep:] if self.max_to_keep > 0 else paths
+        rel = [os.path.relpath(p, self.save_dir) for p in keep]
+        lines = ['all_model_checkpoint_paths: "%s"' % r for r in rel]
+        text = 'model_checkpoint_path: "%s"\n%s\n' % (rel[-1], "\n".join(lines))
+        with utils.atomic_path(_state_path(self.save_dir, self.state_name)) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text)
+        for old in paths[:-len(keep)] if len(keep) < len(paths) else []:
+            for fname in tf.io.gfile.glob(old + ".*"):
+                tf.io.gfile.remove(fname)
+        return path
+
+
+def restore(bundle, hps, save_dir, state_name, required):
+    """Restores the newest checkpoint named by `state_name`; returns its path or None.
+
+    Checks that the checkpoint was made with the same architecture flags and names
+    the first one that differs (the original silently started from fresh weights).
+    """
+    state_name = state_name or CHECKPOINT_STATE
+    paths = read_checkpoint_state(save_dir, state_name)
+    if not paths:
+        if required:
+            raise LfadsError("%s: no checkpoint (state file '%s' not found); train a "
+                             "model first or check --lfads_save_dir and "
+                             "--checkpoint_pb_load_name"
+                             % (save_dir, state_name))
+        return None
+    path = paths[-1]
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
+        raise LfadsError("%s: checkpoint cannot be read (%s)"
+                         % (path, str(e).splitlines()[0])) from None
+    arch_key = "state/arch_json/.ATTRIBUTES/VARIABLE_VALUE"
+    if reader.has_tensor(arch_key):
+        saved = json.loads(reader.get_tensor(arch_key).decode("utf-8"))
+        mine = json.loads(architecture_json(hps))
+        for key in mine:
+            if key in saved and saved[key] != mine[key]:
+                flag = key if key not in ("dataset_names", "dataset_dims") \
+                    else "data_filename_stem"
+                raise LfadsError(
+                    "%s: checkpoint was trained with %s=%s but the flags give %s=%s "
+                    "(pass the training flags, e.g. --%s=%s)"
+                    % (path, key, json.dumps(saved[key]), key, json.dumps(mine[key]),
+                       flag, saved[key] if flag == key else "..."))
+    status = bundle.checkpoint.read(path)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise LfadsError("%s: checkpoint does not fit the model built from the flags "
+                         "(%s)" % (path, str(e).splitlines()[0][:300])) from None
+    status.expect_partial()
+    return path
+
+
+def step_of_checkpoint(path):
+    """The -<digits> suffix of a checkpoint path, as int (0 for None)."""
+    if not path:
+        return 0
+    tail = path.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def write_hps_file(hps, save_dir, step):
+    """hyperparameters-<step>.txt, JSON as the original (spec §2.3)."""
+    utils.write_hps_json(os.path.join(save_dir, "hyperparameters-%d.txt" % step),
+                         dict(hps))
+
+
+# ------------------------------------------------------------------ compiled steps
+def make_train_step(bundle, hps, name):
+    """Compiled training step for dataset `name`: forward, cost, clip, Adam, step+1.
+
+    A step whose cost or gradient norm is not finite is not applied (the
+    original applied NaN updates); it is counted in state.bad_steps.
+    """
+    model, state, opt, rng = bundle.model, bundle.state, bundle.optimizer, bundle.rng
+    train_vars = bundle.train_vars
+    T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
+    keep_prob = hps.keep_prob
+
+    def step_fn(data_bxtxd, ext_bxtxi):
+        with tf.GradientTape() as tape:
+            out = model.forward(name, data_bxtxd, ext_bxtxi, rng, "train",
+                                keep_prob=keep_prob)
+            costs = model.costs(out, state.global_step)
+            total = tf.reduce_mean(costs.total)
+        grads = tape.gradient(total, train_vars)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, train_vars)]
+        grads, norm = tf.clip_by_global_norm(grads, hps.max_grad_norm)
+        ok = tf.math.is_finite(total) & tf.math.is_finite(norm)
+
+        def apply():
+            opt.apply(zip(grads, train_vars))
+            state.global_step.assign_add(1)
+            return tf.constant(True)
+
+        def skip():
+            state.bad_steps.assign_add(1)
+            return tf.constant(False)
+
+        applied = tf.cond(ok, apply, skip)
+        return {"total": total, "recon": tf.reduce_mean(costs.recon),
+                "kl": tf.reduce_mean(costs.kl), "l2": costs.l2,
+                "kl_weight": costs.kl_weight, "l2_weight": costs.l2_weight,
+                "corr": costs.corr, "grad_norm": norm, "applied": applied}
+
+    return _compile(step_fn, T, D, I)
+
+
+def make_eval_step(bundle, hps, name):
+    """Compiled validation cost for dataset `name` (posterior samples, no dropout)."""
+    model, state, rng = bundle.model, bundle.state, bundle.rng
+    T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
+
+    def step_fn(data_bxtxd, ext_bxtxi):
+        out = model.forward(name, data_bxtxd, ext_bxtxi, rng, "posterior_sample")
+        costs = model.costs(out, state.global_step)
+        return {"total": tf.reduce_mean(costs.total),
+                "recon": tf.reduce_mean(costs.recon), "kl": tf.reduce_mean(costs.kl)}
+
+    return _compile(step_fn, T, D, I)
+
+
+def _compile(step_fn, T, D, I):
+    """tf.function with a fixed input signature (batch size free: one trace)."""
+    data_spec = tf.TensorSpec([None, T, D], tf.float32)
+    if I > 0:
+        return tf.function(step_fn, input_signature=[
+            data_spec, tf.TensorSpec([None, T, I], tf.float32)])
+    return tf.function(lambda data: step_fn(data, None), input_signature=[data_spec])
+
+
+def call_step(step, data, ext):
+    return step(data) if ext is None else step(data, ext)
+
+
+# ------------------------------------------------------------------ data handling
+def split_arrays(datasets, hps, split):
+    """{name: (data float32 [E,T,D], ext float32 [E,T,I] or None)} for a split."""
+    out = {}
+    for name in hps.dataset_names:
+        d = datasets[name]
+        data = d.get(split + "_data")
+        if data is None:
+            continue
+        ext = d.get(split + "_ext_input") if hps.ext_input_dim > 0 else None
+        out[name] = (np.asarray(data, np.float32),
+                     None if ext is None else np.asarray(ext, np.float32))
+    return out
+
+
+def epoch_batches(split, batch_size, rs):
+    """Shuffled (name, trial indices) batches of one epoch (spec §8.1).
+
+    Each dataset's trials are shuffled and, when their number is not a multiple of
+    the batch size, filled up with distinct randomly chosen repeats; the batches of
+    all datasets are then interleaved in random order.
+    """
+    batches = []
+    for name in sorted(split):
+        n = split[name][0].shape[0]
+        idx = np.arange(n)
+        rem = n % batch_size
+        if rem:
+            extra = rs.choice(n, batch_size - rem, replace=batch_size - rem > n)
+            idx = np.concatenate([idx, extra])
+        idx = rs.permutation(idx).reshape(-1, batch_size)
+        batches += [(name, row) for row in idx]
+    order = rs.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def jitter_spikes(counts_bxtxd, width, rs):
+    """Moves every spike by a random shift in [-width, width] bins (spec §8.6).
+
+    Shifts reflect at the edges, so each (trial, neuron) keeps its total count.
+    Differences from the original, kept on purpose: the shift range is symmetric
+    (the original's randint(-w, w) never shifted by +w, Q12) and only the batch is
+    jittered, not the whole split before every batch (same distribution, far less
+    work).
+    """
+    counts = np.asarray(counts_bxtxd).astype(np.int64)
+    B, T, D = counts.shape
+    b, t, d = np.nonzero(counts)
+    reps = counts[b, t, d]
+    b, t, d = np.repeat(b, reps), np.repeat(t, reps), np.repeat(d, reps)
+    t_new = t + rs.randint(-width, width + 1, size=t.shape)
+    t_new = np.where(t_new < 0, -t_new, t_new)
+    t_new = np.where(t_new > T - 1, 2 * (T - 1) - t_new, t_new)
+    t_new = np.clip(t_new, 0, T - 1)  # a shift larger than T could still escape
+    out = np.zeros_like(counts)
+    np.add.at(out, (b, t_new, d), 1)
+    return out.astype(np.float32)
+
+
+# ------------------------------------------------------------------ loop helpers
+def ramp_value(step, start, increase):
+    return float(min(max(step - start, 0) / float(increase), 1.0))
+
+
+def plateau_rule(train_costs, current, n_to_compare):
+    """The learning-rate rule of §8.4. Returns (decay?, new history).
+
+    Decay when more than n costs are recorded and the current total is greater than
+    the max of the last n; a decay records +inf so the next n epochs cannot decay.
+    """
+    history = list(train_costs)
+    if len(history) > n_to_compare and current > max(history[-n_to_compare:]):
+        return True, history + [np.inf]
+    return False, history + [current]
+
+
+def csv_line(i, step, tr, va, l2, kl_w, l2_w):
+    """One fitlog line with the original's token sequence (spec §8.5)."""
+    if va is not None:
+        return ("epoch,%d, step,%d, total,%.2f,%.2f,       recon,%.2f,%.2f, "
+                "kl,%.2f,%.2f, l2,%.5f,       klweight,%.2f, l2weight,%.2f\n"
+                % (i, step, tr["total"], va["total"], tr["recon"], va["recon"],
+                   tr["kl"], va["kl"], l2, kl_w, l2_w))
+    return ("epoch,%d, step,%d, total,%.2f,       recon,%.2f, kl,%.2f, "
+            "l2,%.5f, klweight,%.2f, l2weight,%.2f\n"
+            % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w))
+
+
+def stdout_line(i, step, tr, va, l2, kl_w, l2_w):
+    if va is not None:
+        return ("Epoch:%d, step:%d (TRAIN, VALID): total: %.2f, %.2f\trecon: %.2f, %.2f,"
+                "\tkl: %.2f, %.2f,\tl2: %.5f,\tkl weight: %.2f,\tl2 weight: %.2f"
+                % (i, step, tr["total"], va["total"], tr["recon"], va["recon"],
+                   tr["kl"], va["kl"], l2, kl_w, l2_w))
+    return ("Epoch:%d, step:%d TRAIN: total: %.2f\trecon: %.2f\tkl: %.2f\tl2: %.5f\t"
+            "kl weight: %.2f\tl2 weight: %.2f"
+            % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w))
+
+
+def run_validation(eval_steps, valid, batch_size):
+    """Mean validation total/recon/kl over all trials (batches of batch_size)."""
+    sums = collections.defaultdict(float)
+    n_total = 0
+    for name in sorted(valid):
+        data, ext = valid[name]
+        for start in range(0, data.shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            n = data[sl].shape[0]
+            res = call_step(eval_steps[name], data[sl], None if ext is None else ext[sl])
+            for k, v in res.items():
+                sums[k] += float(v) * n
+            n_total += n
+    return {k: v / n_total for k, v in sums.items()}
+
+
+def print_variables(bundle):
+    total = 0
+    print("Model variables trained:")
+    for v in bundle.train_vars:
+        print("  %s %s" % (v.name, v.shape.as_list()))
+        total += int(np.prod(v.shape))
+    print("Total model parameters: %d" % total)
+
+
+# ------------------------------------------------------------------ the loop
+def train(hps, datasets):
+    """--kind=train: the original's epoch loop with resumable state (spec §8)."""
+    save_dir = hps.lfads_save_dir
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+    except OSError as e:
+        raise LfadsError("%s: --lfads_save_dir cannot be created (%s)"
+                         % (save_dir, e.strerror)) from None
+    if not os.access(save_dir, os.W_OK):
+        raise LfadsError("%s: --lfads_save_dir is not writable" % save_dir)
+
+    print("Building graph...")
+    bundle = build(hps, datasets)
+    model, state = bundle.model, bundle.state
+    restored = restore(bundle, hps, save_dir, hps.checkpoint_pb_load_name, required=False)
+    if restored:
+        print("Restored from %s (epoch %d, step %d)."
+              % (restored, int(state.epoch.numpy()), int(state.global_step.numpy())))
+        if hps.do_reset_learning_rate:
+            state.learning_rate.assign(hps.learning_rate_init)
+            print("Learning rate reset to %g." % hps.learning_rate_init)
+    print_variables(bundle)
+    write_hps_file(hps, save_dir, step_of_checkpoint(restored))
+
+    saver = CheckpointSaver(bundle.checkpoint, save_dir, hps.checkpoint_name + ".ckpt",
+                            CHECKPOINT_STATE, hps.max_ckpt_to_keep)
+    # The original used max_ckpt_to_keep here by mistake (spec Q7).
+    saver_lve = CheckpointSaver(bundle.checkpoint, save_dir,
+                                hps.checkpoint_name + "_lve.ckpt",
+                                CHECKPOINT_STATE_LVE, hps.max_ckpt_to_keep_lve)
+
+    train_split = split_arrays(datasets, hps, "train")
+    valid_split = split_arrays(datasets, hps, "valid")
+    train_steps = {n: make_train_step(bundle, hps, n) for n in train_split}
+    eval_steps = {n: make_eval_step(bundle, hps, n) for n in valid_split}
+    jitter = hps.output_dist == "poisson" and hps.temporal_spike_jitter_width > 0
+
+    writer = tf.summary.create_file_writer(os.path.join(save_dir, "lfads_log"))
+    csv_path = os.path.join(save_dir, hps.csv_log + ".csv") if hps.csv_log else None
+    plotter = None
+    if hps.get("plot_every_n_epochs", 0) > 0:
+        import evaluation
+        plotter = evaluation.ExamplePlotter(bundle, hps, datasets)
+
+    l2_scales_zero = hps.l2_gen_scale == 0 and hps.l2_con_scale == 0
+    while True:
+        epoch = int(state.epoch.numpy())
+        if hps.get("max_epochs") is not None and epoch >= hps.max_epochs:
+            print("Stopping after %d epochs (--max_epochs)." % epoch)
+            break
+        t_epoch = time.time()
+        # The batch order of epoch i depends only on (seed, i): a resumed run
+        # replays exactly the batches an uninterrupted one would.
+        rs = np.random.RandomState([int(state.base_seed.numpy()) % (2 ** 32), epoch])
+        sums = collections.defaultdict(float)
+        n_batches = n_bad = 0
+        last = None
+        for name, idx in epoch_batches(train_split, hps.batch_size, rs):
+            data, ext = train_split[name]
+            batch = data[idx]
+            if jitter:
+                batch = jitter_spikes(batch, hps.temporal_spike_jitter_width, rs)
+            res = call_step(train_steps[name], batch, None if ext is None else ext[idx])
+            res = {k: v.numpy() for k, v in res.items()}
+            if not res["applied"]:
+                n_bad += 1
+                continue
+            for k in ("total", "recon", "kl", "grad_norm"):
+                sums[k] += float(res[k])
+            n_batches += 1
+            last = res
+        if n_batches == 0:
+            raise LfadsError("epoch %d: every training step had a non-finite cost or "
+                             "gradient; lower --learning_rate_init or check the data"
+                             % epoch)
+        tr = {k: v / n_batches for k, v in sums.items()}
+        kl_w, l2_w, l2 = float(last["kl_weight"]), float(last["l2_weight"]), float(last["l2"])
+        step = int(state.global_step.numpy())
+
+        va = None
+        if valid_split:
+            va = run_validation(eval_steps, valid_split, hps.batch_size)
+            state.valid_count.assign_add(1)
+            if (kl_w >= 1.0 and (l2_w >= 1.0 or l2_scales_zero)
+                    and int(state.valid_count.numpy()) > 1
+                    and va["total"] < float(state.lowest_valid_cost.numpy())):
+                state.lowest_valid_cost.assign(va["total"])
+                saver_lve.save(step)
+
+        print(stdout_line(epoch, step, tr, va, l2, kl_w, l2_w)
+              + ("" if not n_bad else "\tskipped non-finite steps: %d" % n_bad))
+        if csv_path:
+            with open(csv_path, "a") as f:
+                f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w))
+        with writer.as_default(step=step):
+            tf.summary.scalar("LFADS/Total_cost__train_", tr["total"])
+            tf.summary.scalar("LFADS/Reconstruction_cost__train_", tr["recon"])
+            tf.summary.scalar("LFADS/KL_cost__train_", tr["kl"])
+            tf.summary.scalar("LFADS/L2_cost", l2)
+            if va is not None:
+                tf.summary.scalar("LFADS/Total_cost__valid_", va["total"])
+                tf.summary.scalar("LFADS/Reconstruction_cost__valid_", va["recon"])
+                tf.summary.scalar("LFADS/KL_cost__valid_", va["kl"])
+            tf.summary.scalar("LFADS/KL_weight", kl_w)
+            tf.summary.scalar("LFADS/L2_weight", l2_w)
+            tf.summary.scalar("LFADS/Learning_rate", float(state.learning_rate.numpy()))
+            tf.summary.scalar("LFADS/Gradient_global_norm", tr["grad_norm"])
+            tf.summary.scalar("LFADS/Corr_cost",
+                              hps.co_mean_corr_scale * float(last["corr"]))
+            tf.summary.scalar("LFADS/Nonfinite_steps_skipped", n_bad)
+            if hps.co_dim > 0:
+                taus = np.exp(model.co_prior.logatau.numpy()).ravel()
+                pvars = np.exp(model.co_prior.logpvar().numpy()).ravel()
+                for c in range(hps.co_dim):
+                    tf.summary.scalar("LFADS/AR_Autocorrelation_taus_%d" % c, taus[c])
+                    tf.summary.scalar("LFADS/AR_Variances_%d" % c, pvars[c])
+            if plotter is not None and epoch % hps.plot_every_n_epochs == 0:
+                plotter.write_summary(rs)
+        writer.flush()
+
+        decay, history = plateau_rule(state.train_costs.numpy(), tr["total"],
+                                      hps.learning_rate_n_to_compare)
+        # Only the last n entries are ever read: keep the checkpoint small.
+        state.train_costs.assign(np.asarray(history[-(hps.learning_rate_n_to_compare + 1):],
+                                            np.float64))
+        if decay:
+            state.learning_rate.assign(state.learning_rate * hps.learning_rate_decay_factor)
+            print("Decreasing learning rate to %f." % float(state.learning_rate.numpy()))
+        state.epoch.assign_add(1)
+        stop = float(state.learning_rate.numpy()) < hps.learning_rate_stop
+        if (epoch + 1) % hps.checkpoint_every_n_epochs == 0 or stop:
+            saver.save(step)
+        if stop:
+            print("Stopping optimization based on learning rate criteria.")
+            break
+        del t_epoch
+    # A final regular checkpoint (the original kept up to 9 epochs only in memory, Q15).
+    paths = read_checkpoint_state(save_dir, CHECKPOINT_STATE)
+    step = int(state.global_step.numpy())
+    if not paths or step_of_checkpoint(paths[-1]) != step:
+        saver.save(step)
+    writer.close()
+    return bundle
