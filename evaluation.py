@@ -154,16 +154,25 @@ def prior_sample_kind(bundle, hps, datasets):
     print("Wrote %s (read out through dataset %s)" % (path, name))
 
 
-def model_params(bundle):
-    """{original key: value} of every variable of the original's graph (§10.5)."""
+def original_variables(bundle):
+    """Our variables that exist in the original's graph (names start with LFADS/).
+
+    Weights, global step, learning rate, Adam slots and beta powers; not our own
+    loop state (epoch, plateau history, seeds), which the original did not have.
+    """
     variables = list(bundle.model.variables)
     variables += [bundle.state.global_step, bundle.state.learning_rate]
     variables += list(bundle.optimizer.variables)
-    out = {}
+    unique = {}
     for v in variables:
         if v.name.startswith("LFADS/"):
-            out[v.name.replace("/", "_")] = v.numpy()
-    return out
+            unique[v.name] = v
+    return [unique[k] for k in sorted(unique)]
+
+
+def model_params(bundle):
+    """{original key: value} of every variable of the original's graph (§10.5)."""
+    return {v.name.replace("/", "_"): v.numpy() for v in original_variables(bundle)}
 
 
 def write_model_params_kind(bundle, hps):
@@ -176,7 +185,7 @@ def write_model_params_kind(bundle, hps):
 
 def run_kind(hps, datasets):
     """Builds the model, restores --checkpoint_pb_load_name and runs hps.kind."""
-    bundle = training.build(hps, datasets)
+    bundle = training.build(hps, training.datasets_info(datasets))
     path = training.restore(bundle, hps, hps.lfads_save_dir, hps.checkpoint_pb_load_name,
                             required=True)
     print("Restored %s (step %d)." % (path, int(bundle.state.global_step.numpy())))

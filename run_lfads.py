@@ -196,6 +196,16 @@ def build_hps(flag_values=FLAGS):
     return hps
 
 
+def hps_from_argv(argv):
+    """Parses command-line style flags (e.g. ['--co_dim=0']) into a fresh hps.
+
+    For tests and tools that call `run` in-process; unset flags get their defaults.
+    """
+    FLAGS.unparse_flags()
+    FLAGS(["run_lfads"] + list(argv))
+    return build_hps()
+
+
 def validate_hps(hps):
     """Raises UsageError (one line) for flag values the model cannot run with."""
     def bad(flag, problem):

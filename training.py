@@ -84,8 +84,11 @@ def datasets_info(datasets):
     return info
 
 
-def build(hps, datasets):
-    """Creates model, training state, optimizer, random generator and checkpoint."""
+def build(hps, info):
+    """Creates model, training state, optimizer, random generator and checkpoint.
+
+    info: per-dataset sizes and alignment arrays, see `datasets_info`.
+    """
     seed = hps.get("seed")
     if seed is not None:
         tf.keras.utils.set_random_seed(seed)  # python, numpy and TF global seeds
@@ -94,7 +97,7 @@ def build(hps, datasets):
     else:
         rng = tf.random.Generator.from_non_deterministic_state()
         base_seed = int(np.random.SeedSequence().generate_state(1)[0])
-    model = lfads.LFADS(hps, datasets_info(datasets), init_seed=seed)
+    model = lfads.LFADS(hps, info, init_seed=seed)
     state = TrainState(hps, architecture_json(hps), base_seed)
     train_vars = model.trainable_variables_to_train()
     optimizer = lfads.Adam(train_vars, state.learning_rate)
@@ -427,7 +430,7 @@ def train(hps, datasets):
         raise LfadsError("%s: --lfads_save_dir is not writable" % save_dir)
 
     print("Building graph...")
-    bundle = build(hps, datasets)
+    bundle = build(hps, datasets_info(datasets))
     model, state = bundle.model, bundle.state
     restored = restore(bundle, hps, save_dir, hps.checkpoint_pb_load_name, required=False)
     if restored:

@@ -1,0 +1,86 @@
+"""Issue 8: a model trained by the original LFADS, imported, reproduces its outputs.
+
+../shared/reference_original holds the original's TF1 checkpoint and its
+posterior_push_mean outputs on a small data set (see its MANIFEST.md).
+"""
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import REFERENCE
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(REFERENCE),
+                                reason="../shared/reference_original not present")
+
+MODEL_FLAGS = [
+    "--data_filename_stem=chaotic_rnn_inputs_g2p5", "--output_dist=poisson", "--co_dim=1",
+    "--controller_input_lag=1", "--do_feed_factors_to_controller=true",
+    "--do_causal_controller=false", "--ic_enc_dim=16", "--ci_enc_dim=16", "--con_dim=16",
+    "--gen_dim=32", "--factors_dim=8", "--ic_dim=8", "--batch_size=16",
+    "--kl_increase_steps=50", "--l2_increase_steps=50"]
+
+DETERMINISTIC_KEYS = ["factors", "output_dist_params", "gen_states", "gen_ics",
+                      "controller_outputs", "post_g0_mean", "post_g0_logvar",
+                      "prior_g0_mean", "prior_g0_logvar", "train_steps"]
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    import import_original_model
+    out = str(tmp_path_factory.mktemp("imported"))
+    import_original_model.import_model(os.path.join(REFERENCE, "model"), out)
+    return out
+
+
+def _run(argv):
+    import run_lfads
+    hps = run_lfads.hps_from_argv(argv)
+    return run_lfads.run(hps)
+
+
+def test_import_maps_every_variable(imported):
+    import evaluation
+    with h5py.File(os.path.join(REFERENCE, "model_params"), "r") as ref:
+        ref_keys = set(ref.keys())
+        bundle = _run(["--kind=write_model_params", "--lfads_save_dir=" + imported,
+                       "--data_dir=" + os.path.join(REFERENCE, "data")] + MODEL_FLAGS)
+        ours = evaluation.model_params(bundle)
+        assert set(ours) == ref_keys
+        for key in ref_keys:
+            np.testing.assert_array_equal(ours[key], ref[key][()], err_msg=key)
+
+
+def test_push_mean_reproduces_original(imported):
+    _run(["--kind=posterior_push_mean", "--lfads_save_dir=" + imported,
+          "--data_dir=" + os.path.join(REFERENCE, "data")] + MODEL_FLAGS)
+    worst = {}
+    for split in ("train", "valid"):
+        name = "model_runs_dataset_N50_S50_%s_posterior_push_mean" % split
+        with h5py.File(os.path.join(REFERENCE, name), "r") as ref, \
+                h5py.File(os.path.join(imported, name), "r") as ours:
+            assert set(ours.keys()) == set(ref.keys())
+            for key in DETERMINISTIC_KEYS:
+                x, y = ref[key][()], ours[key][()]
+                assert y.dtype == np.float64 and y.shape == x.shape, key
+                diff = np.abs(x - y)
+                worst[key] = max(worst.get(key, 0.0), float(diff.max()))
+                assert np.all(diff <= 1e-4 + 1e-4 * np.abs(x)), (split, key, diff.max())
+    print("largest absolute difference per key:", worst)
+
+
+def test_continue_training_imported_model(imported, tmp_path):
+    import training
+    work = str(tmp_path / "continued")
+    shutil.copytree(imported, work)
+    bundle = _run(["--kind=train", "--lfads_save_dir=" + work, "--max_epochs=2",
+                   "--data_dir=" + os.path.join(REFERENCE, "data"), "--seed=3"]
+                  + MODEL_FLAGS)
+    # 40 training trials, batch 16 -> 3 steps an epoch, continuing from step 93
+    assert int(bundle.state.global_step.numpy()) == 93 + 2 * 3
+    lines = open(os.path.join(work, "fitlog.csv")).read().strip().splitlines()
+    assert len(lines) == 2
+    paths = training.read_checkpoint_state(work, "checkpoint")
+    assert paths[-1].endswith("lfads_vae.ckpt-99")
