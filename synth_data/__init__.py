@@ -1,0 +1,1 @@
+"""Synthetic data generators for LFADS (chaotic RNN, integration to bound, labeled RNNs)."""
