@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import distributions as dist
+import fast_rnn
 
 # Reported rates / variances are exp(clip(log value, -80, 80)) (spec §16.1); the
 # likelihood itself always uses the unclipped values.
@@ -123,6 +124,12 @@ class EncoderGRU(tf.Module):
     def recurrent_weights(self):
         return self.gates.W[self.n_in:], self.candidate.W[self.n_in:]
 
+    def block_weights(self):
+        """(W_ru, W_c, b_ru, b_c) for fast_rnn's fused GRU (forget bias folded in)."""
+        n = self.n_units
+        b_ru = self.gates.b[0] + tf.concat([tf.zeros([n]), tf.fill([n], self.forget_bias)], 0)
+        return self.gates.W, self.candidate.W, b_ru, self.candidate.b[0]
+
     def step(self, h, x_ru, x_c, w_h_ru, w_h_c):
         n = self.n_units
         ru = tf.sigmoid(x_ru + tf.matmul(h, w_h_ru))
@@ -159,6 +166,14 @@ class GenGRU(tf.Module):
     def l2_variables(self):
         return [self.h_2_ru.W, self.h_2_ru.b, self.rh_2_c.W, self.rh_2_c.b]
 
+    def block_weights(self):
+        """(W_ru, W_c, b_ru, b_c) for fast_rnn's fused GRU: W = [W_x; W_h] stacked."""
+        w_ru, w_c = self.h_2_ru.W, self.rh_2_c.W
+        if self.n_in > 0:
+            w_ru = tf.concat([self.x_2_ru.W, w_ru], 0)
+            w_c = tf.concat([self.x_2_c.W, w_c], 0)
+        return w_ru, w_c, self.recurrent_bias()[0], self.rh_2_c.b[0]
+
     def recurrent_bias(self):
         """[1, 2n] gate bias with the forget bias folded into the update half."""
         n = self.n_units
@@ -175,11 +190,24 @@ class GenGRU(tf.Module):
 
 
 def run_encoders(cells_and_inputs):
-    """Runs several EncoderGRUs over time in ONE tf.scan (fewer loop iterations).
+    """Runs several EncoderGRUs over time in ONE fused loop (fast_rnn).
 
     cells_and_inputs: list of (cell, x_bxtxk, h0_1xn). All x share B and T.
     Returns a list of [B, T, n] state sequences (state after consuming step t).
     """
+    batch = tf.shape(cells_and_inputs[0][1])[0]
+    xs, h0s, weights = [], [], []
+    for cell, x, h0 in cells_and_inputs:
+        xs.append(tf.transpose(x, [1, 0, 2]))
+        h0s.append(tf.tile(h0, tf.stack([batch, 1])))
+        weights.append(cell.block_weights())
+    states = fast_rnn.gru_sequences(xs, h0s, *[[w[j] for w in weights] for j in range(4)],
+                                    clip=cells_and_inputs[0][0].clip_value)
+    return [tf.transpose(s, [1, 0, 2]) for s in states]
+
+
+def run_encoders_reference(cells_and_inputs):
+    """The same as `run_encoders` with element-wise cells and automatic gradients."""
     projections = [cell.input_projection(x) for cell, x, _ in cells_and_inputs]
     weights = [cell.recurrent_weights() for cell, _, _ in cells_and_inputs]
     batch = tf.shape(cells_and_inputs[0][1])[0]
@@ -335,6 +363,9 @@ class LFADS(tf.Module):
         self.l2_con_vars = self.controller.l2_variables() if U > 0 else []
         self.l2_numel = float(sum(int(np.prod(v.shape))
                                   for v in self.l2_gen_vars + self.l2_con_vars))
+        # True: element-wise cells with TensorFlow's automatic gradients instead of
+        # fast_rnn's fused ops (same numbers; used by tests as the reference).
+        self.use_reference_rnn = False
 
     # ------------------------------------------------------------------ naming
     def variables_by_name(self):
@@ -442,12 +473,13 @@ class LFADS(tf.Module):
                 ic_in = enc_in[:, :n_ic]
                 ic_jobs = [(self.ic_enc_fwd, ic_in, self.ic_enc_t0_fwd),
                            (self.ic_enc_rev, tf.reverse(ic_in, [1]), self.ic_enc_t0_rev)]
+            run = run_encoders_reference if self.use_reference_rnn else run_encoders
             if n_ic == T:  # share one loop with the CI encoders
-                states = run_encoders(jobs + ic_jobs)
+                states = run(jobs + ic_jobs)
                 ci_states, ic_states = states[:len(jobs)], states[len(jobs):]
             else:
-                ci_states = run_encoders(jobs) if jobs else []
-                ic_states = run_encoders(ic_jobs) if ic_jobs else []
+                ci_states = run(jobs) if jobs else []
+                ic_states = run(ic_jobs) if ic_jobs else []
             if Z > 0:
                 # last forward state and last reverse state, both have seen 0..n-1
                 ic_enc = tf.concat([ic_states[0][:, -1], ic_states[1][:, -1]], axis=-1)
@@ -532,7 +564,78 @@ class LFADS(tf.Module):
 
     def _generator_loop(self, name, gen_ics, ci_bxtxe, gen_ext_bxtxi, rng, mode,
                         keep_prob, rows):
-        """Runs controller (if any) and generator over T steps in one tf.scan.
+        """Runs controller (if any) and generator over T steps (fast_rnn's fused loop).
+
+        Returns gen_states [B,T,G], factors [B,T,F], and for a controller u_t, its
+        posterior mean/logvar and the posterior noise, each [B,T,U] (else None).
+        Rate feedback to the controller uses the element-wise reference loop.
+        """
+        hps = self.hps
+        T, U, G, F = self.num_steps, hps.co_dim, hps.gen_dim, hps.factors_dim
+        training = mode == "train"
+        prior = mode == "prior_sample"
+        has_con = U > 0 and not prior
+        feed_rates = (has_con and self.feedback_dim > 0
+                      and hps.feedback_factors_or_rates == "rates")
+        if self.use_reference_rnn or feed_rates:
+            return self._generator_loop_reference(name, gen_ics, ci_bxtxe, gen_ext_bxtxi,
+                                                  rng, mode, keep_prob, rows)
+        w_fac = self.gen_2_fac.weight()
+        gen_w = self.generator.block_weights()
+        clip = hps.cell_clip_value
+
+        def time_major(x):
+            return tf.transpose(x, [1, 0, 2])
+
+        gen_mask = None
+        if training:
+            gen_mask = self._dropout_mask(rng, tf.stack([T, rows, G]), keep_prob)
+        ext = None if gen_ext_bxtxi is None else time_major(gen_ext_bxtxi)
+        if not has_con:
+            # No controller in this pass: the generator's inputs (AR(1) prior samples
+            # and/or external inputs) are known up front.
+            parts = []
+            co = None
+            if prior and U > 0:
+                co = self.co_prior.sample(rng, rows, T)
+                parts.append(time_major(co))
+            if ext is not None:
+                parts.append(ext)
+            gen_x = tf.concat(parts, -1) if parts else tf.zeros(tf.stack([T, rows, 0]))
+            gen_states = fast_rnn.gru_sequences([gen_x], [gen_ics], *[[w] for w in gen_w],
+                                                clip=clip)[0]
+            gen_do = gen_states if gen_mask is None else gen_states * gen_mask
+            factors = _matmul_last(time_major(gen_do), w_fac)
+            return time_major(gen_states), factors, co, None, None, None
+
+        con = self.controller
+        k = self.ci_dim
+        ci = ci_bxtxe
+        fb_mask = None
+        if training:
+            con_mask = self._dropout_mask(rng, tf.stack([rows, T, k + self.feedback_dim]),
+                                          keep_prob)
+            ci = ci * con_mask[:, :, :k]
+            fb_mask = time_major(con_mask[:, :, k:])
+        eps = rng.normal(tf.stack([T, rows, U]))
+        if self.feedback_dim > 0:
+            # "t = -1" feedback: factors of the undropped initial state (spec Q29)
+            fb0 = tf.matmul(gen_ics, w_fac)
+        else:
+            fb0 = tf.zeros(tf.stack([rows, 0]))
+        co_w = (tf.concat([self.co_post_mean.W, self.co_post_logvar.W], axis=1),
+                tf.concat([self.co_post_mean.b, self.co_post_logvar.b], axis=1)[0])
+        con_h0 = tf.tile(self.con_c0, tf.stack([rows, 1]))
+        outs = fast_rnn.controller_generator(
+            time_major(ci), fb0, con_h0, gen_ics, con.block_weights(), co_w, gen_w, w_fac,
+            clip, U, eps, gen_ext_tbi=ext, fb_mask_tbf=fb_mask, gen_mask_tbg=gen_mask,
+            use_mean=mode == "posterior_mean")
+        gen_states, factors, co, co_mean, co_logvar = [time_major(x) for x in outs]
+        return gen_states, factors, co, co_mean, co_logvar, time_major(eps)
+
+    def _generator_loop_reference(self, name, gen_ics, ci_bxtxe, gen_ext_bxtxi, rng, mode,
+                                  keep_prob, rows):
+        """Element-wise controller/generator loop in one tf.scan (automatic gradients).
 
         Returns gen_states [B,T,G], factors [B,T,F], and for a controller u_t, its
         posterior mean/logvar and the posterior noise, each [B,T,U] (else None).

@@ -1,0 +1,87 @@
+"""fast_rnn's fused recurrences give the same values and gradients as the element-wise
+reference cells with TensorFlow's automatic gradients, in every mode that uses them."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lfads
+import run_lfads
+
+T, D = 7, 6
+
+
+def _model(argv, seed=0):
+    hps = run_lfads.hps_from_argv(argv + ["--ic_dim=3", "--ic_enc_dim=5", "--ci_enc_dim=4",
+                                          "--con_dim=5", "--gen_dim=6", "--factors_dim=3",
+                                          "--cell_clip_value=0.25", "--seed=%d" % seed])
+    datasets = {"d": {"data_dim": D, "num_steps": T}}
+    run_lfads.add_derived_hps(hps, datasets)
+    return hps, lfads.LFADS(hps, {"d": {"data_dim": D}}, init_seed=seed)
+
+
+def _values_and_grads(model, mode, data, ext, reference):
+    model.use_reference_rnn = reference
+    rng = tf.random.Generator.from_seed(5)
+    with tf.GradientTape() as tape:
+        out = model.forward("d", data, ext, rng, mode, keep_prob=0.8)
+        costs = model.costs(out, tf.constant(10, tf.int64))
+        # weight the outputs so every one of them gets a distinct gradient
+        loss = tf.reduce_mean(costs.total) + tf.reduce_sum(tf.sin(out.factors_bxtxf))
+        loss += tf.reduce_sum(tf.cos(out.gen_states_bxtxg))
+        if out.co_bxtxu is not None:
+            loss += tf.reduce_sum(tf.sin(out.co_bxtxu))
+    variables = model.trainable_variables
+    grads = tape.gradient(loss, variables)
+    return loss.numpy(), out, {v.name: g for v, g in zip(variables, grads)}
+
+
+CONFIGS = {
+    "controller": ["--co_dim=2"],
+    "controller_lag0_causal": ["--co_dim=1", "--controller_input_lag=0",
+                               "--do_causal_controller=true"],
+    "controller_no_feedback": ["--co_dim=2", "--do_feed_factors_to_controller=false"],
+    "no_controller": ["--co_dim=0"],
+    "ext_to_gen": ["--co_dim=1", "--ext_input_dim=2", "--inject_ext_input_to_gen=true"],
+    "ext_to_gen_no_con": ["--co_dim=0", "--ext_input_dim=2",
+                          "--inject_ext_input_to_gen=true"],
+    "ext_to_enc": ["--co_dim=1", "--ext_input_dim=2"],
+}
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("mode", ["train", "posterior_sample", "posterior_mean"])
+def test_fast_equals_reference(config, mode):
+    hps, model = _model(CONFIGS[config])
+    rs = np.random.RandomState(1)
+    data = rs.poisson(1.5, size=(4, T, D)).astype(np.float32)
+    ext = rs.randn(4, T, 2).astype(np.float32) if hps.ext_input_dim else None
+    loss_f, out_f, grads_f = _values_and_grads(model, mode, data, ext, False)
+    loss_r, out_r, grads_r = _values_and_grads(model, mode, data, ext, True)
+    np.testing.assert_allclose(out_f.gen_states_bxtxg, out_r.gen_states_bxtxg,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out_f.factors_bxtxf, out_r.factors_bxtxf, rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(loss_f, loss_r, rtol=1e-5)
+    clipped = np.mean(np.abs(out_r.gen_states_bxtxg.numpy()) >= 0.25 - 1e-6)
+    assert clipped > 0.0, "the test should exercise the state clipping"
+    for name, g_r in grads_r.items():
+        g_f = grads_f[name]
+        if g_r is None:
+            assert g_f is None or np.allclose(g_f, 0.0), name
+            continue
+        g_r = tf.convert_to_tensor(g_r).numpy()
+        g_f = tf.convert_to_tensor(g_f).numpy()
+        scale = max(1.0, np.abs(g_r).max())
+        np.testing.assert_allclose(g_f, g_r, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
+
+
+def test_prior_sample_fast_equals_reference():
+    hps, model = _model(["--co_dim=2"])
+    outs = []
+    for reference in (False, True):
+        model.use_reference_rnn = reference
+        rng = tf.random.Generator.from_seed(3)
+        outs.append(model.forward("d", None, None, rng, "prior_sample", batch_size=5))
+    np.testing.assert_allclose(outs[0].gen_states_bxtxg, outs[1].gen_states_bxtxg,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outs[0].co_bxtxu, outs[1].co_bxtxu, rtol=1e-6)
