@@ -12,8 +12,9 @@ import traceback
 from absl import app
 from absl import flags
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines (CUDA probing, oneDNN notes) are not for users; real
+# problems reach Python as exceptions. See utils.quiet_tensorflow_import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 if __name__ == "__main__":
     # Modules that `import run_lfads` must get this very module, not a second copy
@@ -292,7 +293,8 @@ def add_derived_hps(hps, datasets):
 
 def _select_device(device, allow_gpu_growth):
     """Returns the tf.device string to use, falling back to the CPU without a GPU."""
-    import tensorflow as tf
+    import utils
+    tf = utils.quiet_tensorflow_import()
     tf.config.set_soft_device_placement(True)
     gpus = tf.config.list_physical_devices("GPU")
     if allow_gpu_growth:
@@ -310,6 +312,7 @@ def _select_device(device, allow_gpu_growth):
 def run(hps, allow_gpu_growth=False):
     """Loads the data and runs hps.kind. Raises DataError/UsageError on bad input."""
     import utils
+    utils.quiet_tensorflow_import()
     validate_hps(hps)
     batch_for_check = hps.batch_size if hps.kind == "train" else None
     datasets, notes = utils.load_datasets(

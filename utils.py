@@ -440,3 +440,34 @@ def read_hps_json(fname):
         raise _error(fname, "(file)", "expected a JSON object, got %s" % type(hps).__name__)
     bools = {"true": True, "false": False}
     return {k: bools.get(v, v) if isinstance(v, str) else v for k, v in hps.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# Quiet TensorFlow start-up
+
+
+def quiet_tensorflow_import():
+    """Imports TensorFlow with its C++ start-up chatter silenced; returns the module.
+
+    TensorFlow prints CUDA probing, oneDNN and CPU-feature notes straight to file
+    descriptor 2 while it loads (before its own log level applies), which buries the
+    program's one-line messages. stderr is pointed at /dev/null for the import and
+    the first device query only; Python exceptions are unaffected (they are printed
+    after the descriptor is restored).
+    """
+    import sys
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf

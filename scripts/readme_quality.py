@@ -37,11 +37,22 @@ EXAMPLES = {
 }
 
 
-def run(cmd, log):
+def run(cmd, log, on_tick=None):
+    """Runs cmd with output appended to log; calls on_tick(seconds) every minute."""
+    t0 = time.time()
     with open(log, "a") as f:
         f.write("$ %s\n" % " ".join(cmd))
         f.flush()
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        while True:
+            try:
+                proc.wait(timeout=60)
+                break
+            except subprocess.TimeoutExpired:
+                if on_tick:
+                    on_tick(time.time() - t0)
+    if on_tick:
+        on_tick(time.time() - t0)
     if proc.returncode != 0:
         raise SystemExit("command failed (see %s): %s" % (log, " ".join(cmd)))
 
@@ -107,15 +118,16 @@ def main(argv=None):
         time_file = os.path.join(save_dir, "quality_time.json")
         spent = json.load(open(time_file))["seconds"] if os.path.exists(time_file) else 0.0
         if not args.eval_only:
-            t0 = time.time()
+            # the wall time so far is saved every minute, so a killed run keeps it
+            def save_time(seconds, before=spent):
+                with open(time_file, "w") as f:
+                    json.dump({"seconds": before + seconds}, f)
             run([sys.executable, "run_lfads.py", "--kind=train",
                  "--data_dir=" + args.data_dir,
                  "--data_filename_stem=" + EXAMPLES[example]["stem"],
                  "--lfads_save_dir=" + save_dir, "--max_epochs=%d" % args.epochs,
-                 "--seed=%d" % args.seed] + EXAMPLES[example]["flags"], log)
-            spent += time.time() - t0
-            with open(time_file, "w") as f:
-                json.dump({"seconds": spent}, f)
+                 "--seed=%d" % args.seed] + EXAMPLES[example]["flags"], log, save_time)
+            spent = json.load(open(time_file))["seconds"]
         fitlog = os.path.join(save_dir, "fitlog.csv")
         epochs = sum(1 for _ in open(fitlog)) if os.path.exists(fitlog) else 0
         r2, r2_neuron, r2_smooth, extra = evaluate(example, save_dir, args.data_dir,
