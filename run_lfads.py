@@ -156,6 +156,12 @@ flags.DEFINE_integer("plot_every_n_epochs", 0,
 flags.DEFINE_string("prior_sample_dataset", "",
                     "New: dataset (name) whose read-out is used by prior_sample "
                     "(default: the first in sorted order).")
+flags.DEFINE_integer("max_consecutive_nonfinite_steps", 10,
+                     "New: after this many training steps in a row with a non-finite cost "
+                     "or gradient (each is skipped), restore the last checkpoint and lower "
+                     "the learning rate by --learning_rate_decay_factor.")
+flags.DEFINE_integer("max_nonfinite_restores", 5,
+                     "New: stop with an error after this many such restores.")
 flags.DEFINE_boolean("debug", False,
                      "New: show full tracebacks instead of one-line errors "
                      "(also LFADS_DEBUG=1).")
@@ -263,6 +269,10 @@ def validate_hps(hps):
         bad("co_mean_corr_scale", "needs --co_dim >= 2 (it penalises pairs of inputs)")
     if hps.max_epochs is not None and hps.max_epochs < 0:
         bad("max_epochs", "must not be negative")
+    if hps.max_consecutive_nonfinite_steps <= 0:
+        bad("max_consecutive_nonfinite_steps", "must be positive")
+    if hps.max_nonfinite_restores < 0:
+        bad("max_nonfinite_restores", "must not be negative")
     if hps.checkpoint_every_n_epochs <= 0:
         bad("checkpoint_every_n_epochs", "must be positive")
     if hps.plot_every_n_epochs < 0:

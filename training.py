@@ -13,7 +13,6 @@ uninterrupted one would (the original forgot this on restart, spec Q14).
 import collections
 import json
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -418,6 +417,152 @@ def print_variables(bundle):
 
 
 # ------------------------------------------------------------------ the loop
+class SaveDirLock:
+    """A lock file `<lfads_save_dir>/lfads.lock` holding the training process id.
+
+    A second training run on the same folder stops with a one-line error naming the
+    running one; a lock left by a process that no longer exists is taken over.
+    """
+
+    NAME = "lfads.lock"
+
+    def __init__(self, save_dir):
+        self.path = os.path.join(save_dir, self.NAME)
+        self.held = False
+
+    @staticmethod
+    def _alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def acquire(self):
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(open(self.path).read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pid = None
+                if pid is not None and pid != os.getpid() and self._alive(pid):
+                    raise LfadsError("%s: another training run (process %d) is using this "
+                                     "--lfads_save_dir; stop it or choose another folder"
+                                     % (self.path, pid)) from None
+                print("note: taking over the stale lock %s (process %s is gone)"
+                      % (self.path, pid))
+                try:
+                    os.remove(self.path)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write("%d\n" % os.getpid())
+            self.held = True
+            return self
+        raise LfadsError("%s: cannot take the lock file" % self.path)
+
+    def release(self):
+        if self.held:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class _NonFiniteTraining(Exception):
+    """Too many consecutive non-finite steps: the loop restores the last checkpoint."""
+
+
+def _train_epoch(hps, state, train_split, train_steps, rs):
+    """One pass over the training batches. Returns (epoch means, last step's values).
+
+    Skipped (non-finite) steps are left out of the means; more than
+    --max_consecutive_nonfinite_steps of them in a row raise _NonFiniteTraining.
+    """
+    jitter = hps.output_dist == "poisson" and hps.temporal_spike_jitter_width > 0
+    sums = collections.defaultdict(float)
+    n_batches = n_bad = consecutive_bad = 0
+    last = None
+    for name, idx in epoch_batches(train_split, hps.batch_size, rs):
+        data, ext = train_split[name]
+        batch = data[idx]
+        if jitter:
+            batch = jitter_spikes(batch, hps.temporal_spike_jitter_width, rs)
+        res = call_step(train_steps[name], batch, None if ext is None else ext[idx])
+        res = {k: v.numpy() for k, v in res.items()}
+        if not res["applied"]:
+            n_bad += 1
+            consecutive_bad += 1
+            if consecutive_bad >= hps.max_consecutive_nonfinite_steps:
+                raise _NonFiniteTraining()
+            continue
+        consecutive_bad = 0
+        for k in ("total", "recon", "kl", "grad_norm"):
+            sums[k] += float(res[k])
+        n_batches += 1
+        last = res
+    if n_batches == 0:
+        raise _NonFiniteTraining()
+    means = {k: v / n_batches for k, v in sums.items()}
+    means["nonfinite_steps"] = n_bad
+    return means, last
+
+
+def _write_summaries(writer, hps, model, state, step, tr, va, last):
+    with writer.as_default(step=step):
+        tf.summary.scalar("LFADS/Total_cost__train_", tr["total"])
+        tf.summary.scalar("LFADS/Reconstruction_cost__train_", tr["recon"])
+        tf.summary.scalar("LFADS/KL_cost__train_", tr["kl"])
+        tf.summary.scalar("LFADS/L2_cost", float(last["l2"]))
+        if va is not None:
+            tf.summary.scalar("LFADS/Total_cost__valid_", va["total"])
+            tf.summary.scalar("LFADS/Reconstruction_cost__valid_", va["recon"])
+            tf.summary.scalar("LFADS/KL_cost__valid_", va["kl"])
+        tf.summary.scalar("LFADS/KL_weight", float(last["kl_weight"]))
+        tf.summary.scalar("LFADS/L2_weight", float(last["l2_weight"]))
+        tf.summary.scalar("LFADS/Learning_rate", float(state.learning_rate.numpy()))
+        tf.summary.scalar("LFADS/Gradient_global_norm", tr["grad_norm"])
+        tf.summary.scalar("LFADS/Corr_cost", hps.co_mean_corr_scale * float(last["corr"]))
+        tf.summary.scalar("LFADS/Nonfinite_steps_skipped", tr["nonfinite_steps"])
+        if hps.co_dim > 0:
+            taus = np.exp(model.co_prior.logatau.numpy()).ravel()
+            pvars = np.exp(model.co_prior.logpvar().numpy()).ravel()
+            for c in range(hps.co_dim):
+                tf.summary.scalar("LFADS/AR_Autocorrelation_taus_%d" % c, taus[c])
+                tf.summary.scalar("LFADS/AR_Variances_%d" % c, pvars[c])
+
+
+def _recover_from_nonfinite(bundle, hps, save_dir, recoveries):
+    """Restores the last regular checkpoint and lowers its learning rate."""
+    if recoveries > hps.max_nonfinite_restores:
+        raise LfadsError("training keeps producing non-finite costs or gradients after %d "
+                         "restores of the last checkpoint with a lower learning rate; lower "
+                         "--learning_rate_init or --max_grad_norm, or check the data"
+                         % hps.max_nonfinite_restores)
+    path = restore(bundle, hps, save_dir, CHECKPOINT_STATE, required=False)
+    if path is None:
+        raise LfadsError("the first %d training steps had non-finite costs or gradients "
+                         "and there is no checkpoint to go back to; lower "
+                         "--learning_rate_init or check the data"
+                         % hps.max_consecutive_nonfinite_steps)
+    lr = bundle.state.learning_rate
+    lr.assign(lr * hps.learning_rate_decay_factor)
+    print("%d consecutive non-finite steps: restored %s and lowered the learning rate to %g."
+          % (hps.max_consecutive_nonfinite_steps, path, float(lr.numpy())))
+
+
 def train(hps, datasets):
     """--kind=train: the original's epoch loop with resumable state (spec §8)."""
     save_dir = hps.lfads_save_dir
@@ -428,7 +573,14 @@ def train(hps, datasets):
                          % (save_dir, e.strerror)) from None
     if not os.access(save_dir, os.W_OK):
         raise LfadsError("%s: --lfads_save_dir is not writable" % save_dir)
+    with SaveDirLock(save_dir):
+        return _train_locked(hps, datasets, save_dir)
 
+
+def _train_locked(hps, datasets, save_dir):
+    if hps.get("seed") is not None:
+        # Same seed, same machine, same numbers (also across a kill and resume).
+        tf.config.experimental.enable_op_determinism()
     print("Building graph...")
     bundle = build(hps, datasets_info(datasets))
     model, state = bundle.model, bundle.state
@@ -453,7 +605,6 @@ def train(hps, datasets):
     valid_split = split_arrays(datasets, hps, "valid")
     train_steps = {n: make_train_step(bundle, hps, n) for n in train_split}
     eval_steps = {n: make_eval_step(bundle, hps, n) for n in valid_split}
-    jitter = hps.output_dist == "poisson" and hps.temporal_spike_jitter_width > 0
 
     writer = tf.summary.create_file_writer(os.path.join(save_dir, "lfads_log"))
     csv_path = os.path.join(save_dir, hps.csv_log + ".csv") if hps.csv_log else None
@@ -463,37 +614,21 @@ def train(hps, datasets):
         plotter = evaluation.ExamplePlotter(bundle, hps, datasets)
 
     l2_scales_zero = hps.l2_gen_scale == 0 and hps.l2_con_scale == 0
+    recoveries = 0
     while True:
         epoch = int(state.epoch.numpy())
         if hps.get("max_epochs") is not None and epoch >= hps.max_epochs:
             print("Stopping after %d epochs (--max_epochs)." % epoch)
             break
-        t_epoch = time.time()
         # The batch order of epoch i depends only on (seed, i): a resumed run
         # replays exactly the batches an uninterrupted one would.
         rs = np.random.RandomState([int(state.base_seed.numpy()) % (2 ** 32), epoch])
-        sums = collections.defaultdict(float)
-        n_batches = n_bad = 0
-        last = None
-        for name, idx in epoch_batches(train_split, hps.batch_size, rs):
-            data, ext = train_split[name]
-            batch = data[idx]
-            if jitter:
-                batch = jitter_spikes(batch, hps.temporal_spike_jitter_width, rs)
-            res = call_step(train_steps[name], batch, None if ext is None else ext[idx])
-            res = {k: v.numpy() for k, v in res.items()}
-            if not res["applied"]:
-                n_bad += 1
-                continue
-            for k in ("total", "recon", "kl", "grad_norm"):
-                sums[k] += float(res[k])
-            n_batches += 1
-            last = res
-        if n_batches == 0:
-            raise LfadsError("epoch %d: every training step had a non-finite cost or "
-                             "gradient; lower --learning_rate_init or check the data"
-                             % epoch)
-        tr = {k: v / n_batches for k, v in sums.items()}
+        try:
+            tr, last = _train_epoch(hps, state, train_split, train_steps, rs)
+        except _NonFiniteTraining:
+            recoveries += 1
+            _recover_from_nonfinite(bundle, hps, save_dir, recoveries)
+            continue
         kl_w, l2_w, l2 = float(last["kl_weight"]), float(last["l2_weight"]), float(last["l2"])
         step = int(state.global_step.numpy())
 
@@ -507,34 +642,15 @@ def train(hps, datasets):
                 state.lowest_valid_cost.assign(va["total"])
                 saver_lve.save(step)
 
+        n_bad = tr["nonfinite_steps"]
         print(stdout_line(epoch, step, tr, va, l2, kl_w, l2_w)
               + ("" if not n_bad else "\tskipped non-finite steps: %d" % n_bad))
         if csv_path:
             with open(csv_path, "a") as f:
                 f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w))
-        with writer.as_default(step=step):
-            tf.summary.scalar("LFADS/Total_cost__train_", tr["total"])
-            tf.summary.scalar("LFADS/Reconstruction_cost__train_", tr["recon"])
-            tf.summary.scalar("LFADS/KL_cost__train_", tr["kl"])
-            tf.summary.scalar("LFADS/L2_cost", l2)
-            if va is not None:
-                tf.summary.scalar("LFADS/Total_cost__valid_", va["total"])
-                tf.summary.scalar("LFADS/Reconstruction_cost__valid_", va["recon"])
-                tf.summary.scalar("LFADS/KL_cost__valid_", va["kl"])
-            tf.summary.scalar("LFADS/KL_weight", kl_w)
-            tf.summary.scalar("LFADS/L2_weight", l2_w)
-            tf.summary.scalar("LFADS/Learning_rate", float(state.learning_rate.numpy()))
-            tf.summary.scalar("LFADS/Gradient_global_norm", tr["grad_norm"])
-            tf.summary.scalar("LFADS/Corr_cost",
-                              hps.co_mean_corr_scale * float(last["corr"]))
-            tf.summary.scalar("LFADS/Nonfinite_steps_skipped", n_bad)
-            if hps.co_dim > 0:
-                taus = np.exp(model.co_prior.logatau.numpy()).ravel()
-                pvars = np.exp(model.co_prior.logpvar().numpy()).ravel()
-                for c in range(hps.co_dim):
-                    tf.summary.scalar("LFADS/AR_Autocorrelation_taus_%d" % c, taus[c])
-                    tf.summary.scalar("LFADS/AR_Variances_%d" % c, pvars[c])
-            if plotter is not None and epoch % hps.plot_every_n_epochs == 0:
+        _write_summaries(writer, hps, model, state, step, tr, va, last)
+        if plotter is not None and epoch % hps.plot_every_n_epochs == 0:
+            with writer.as_default(step=step):
                 plotter.write_summary(rs)
         writer.flush()
 
@@ -553,7 +669,6 @@ def train(hps, datasets):
         if stop:
             print("Stopping optimization based on learning rate criteria.")
             break
-        del t_epoch
     # A final regular checkpoint (the original kept up to 9 epochs only in memory, Q15).
     paths = read_checkpoint_state(save_dir, CHECKPOINT_STATE)
     step = int(state.global_step.numpy())
