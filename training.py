@@ -391,6 +391,28 @@ def stdout_line(i, step, tr, va, l2, kl_w, l2_w):
             % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w))
 
 
+def truncate_fitlog(csv_path, epochs_done):
+    """Drops fitlog lines of epochs after the restored checkpoint.
+
+    A run killed after logging an epoch but before checkpointing it repeats that
+    epoch when restarted; without this its line would appear twice.
+    """
+    if not os.path.exists(csv_path):
+        return
+    lines = open(csv_path).read().splitlines(True)
+    keep = []
+    for line in lines:
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) > 1 and fields[0] == "epoch" and fields[1].isdigit() \
+                and int(fields[1]) >= epochs_done:
+            continue
+        keep.append(line)
+    if len(keep) != len(lines):
+        with utils.atomic_path(csv_path) as tmp:
+            with open(tmp, "w") as f:
+                f.writelines(keep)
+
+
 def run_validation(eval_steps, valid, batch_size):
     """Mean validation total/recon/kl over all trials (batches of batch_size)."""
     sums = collections.defaultdict(float)
@@ -608,6 +630,8 @@ def _train_locked(hps, datasets, save_dir):
 
     writer = tf.summary.create_file_writer(os.path.join(save_dir, "lfads_log"))
     csv_path = os.path.join(save_dir, hps.csv_log + ".csv") if hps.csv_log else None
+    if csv_path:
+        truncate_fitlog(csv_path, int(state.epoch.numpy()))
     plotter = None
     if hps.get("plot_every_n_epochs", 0) > 0:
         import evaluation

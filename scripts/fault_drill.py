@@ -1,0 +1,140 @@
+"""Fault drill: kill a training run at random moments and check it resumes exactly.
+
+    python scripts/fault_drill.py [--kills=10] [--epochs=12] [--work_dir=/tmp/lfads_fault_drill]
+
+Trains a small seeded model on small synthetic data twice: once without interruption,
+once killed with SIGKILL `--kills` times at random moments (during training steps,
+validation, checkpoint or log writing) and restarted with the same command each
+time. Prints how many restarts resumed from a checkpoint, and whether the final
+weights, optimizer state and fitlog equal those of the uninterrupted run.
+"""
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def make_data(data_dir):
+    import numpy as np
+    import utils
+    rs = np.random.RandomState(0)
+    E, T, D = 120, 25, 15
+    t = np.linspace(0, 1, T)
+    phase = rs.rand(E, 1, 1) * 2 * np.pi
+    loading = rs.randn(1, 1, D)
+    rates = np.exp(0.5 + np.sin(2 * np.pi * t[None, :, None] * 2 + phase) * loading * 0.7)
+    counts = rs.poisson(rates)
+    utils.write_data(os.path.join(data_dir, "drill_session"),
+                     {"train_data": counts[:90], "valid_data": counts[90:],
+                      "train_truth": rates[:90], "valid_truth": rates[90:]})
+
+
+def command(data_dir, save_dir, epochs):
+    return [sys.executable, os.path.join(ROOT, "run_lfads.py"), "--kind=train",
+            "--data_dir=" + data_dir, "--data_filename_stem=drill",
+            "--lfads_save_dir=" + save_dir, "--max_epochs=%d" % epochs, "--seed=7",
+            "--ic_dim=4", "--factors_dim=4", "--gen_dim=24", "--ic_enc_dim=12",
+            "--ci_enc_dim=8", "--con_dim=8", "--co_dim=1", "--batch_size=30",
+            "--kl_increase_steps=20", "--l2_increase_steps=20",
+            "--temporal_spike_jitter_width=1", "--device=cpu:0"]
+
+
+def final_state(save_dir):
+    """{checkpoint key: value} of the newest regular checkpoint, and the fitlog text."""
+    import utils
+    tf = utils.quiet_tensorflow_import()
+    import training
+    path = training.read_checkpoint_state(save_dir, "checkpoint")[-1]
+    reader = tf.train.load_checkpoint(path)
+    values = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+              if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    return path, values, open(os.path.join(save_dir, "fitlog.csv")).read()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--work_dir", default="/tmp/lfads_fault_drill")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill times")
+    args = parser.parse_args(argv)
+    import numpy as np
+    rnd = random.Random(args.seed)
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    data_dir = os.path.join(args.work_dir, "data")
+    make_data(data_dir)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+    ref_dir = os.path.join(args.work_dir, "uninterrupted")
+    t0 = time.time()
+    subprocess.run(command(data_dir, ref_dir, args.epochs), env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    duration = time.time() - t0
+    print("uninterrupted run: %d epochs in %.0f s" % (args.epochs, duration))
+
+    drill_dir = os.path.join(args.work_dir, "killed")
+    kills = failures = 0
+    log_path = os.path.join(args.work_dir, "killed.log")
+    finished = False
+    while not finished:
+        with open(log_path, "a") as log:
+            log.write("=== start %d\n" % (kills + failures))
+            log.flush()
+            proc = subprocess.Popen(command(data_dir, drill_dir, args.epochs), env=env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        if kills < args.kills:
+            # a random moment within the (remaining) run; start-up takes a few seconds
+            deadline = time.time() + rnd.uniform(0.3, 1.0) * duration
+            while time.time() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+        if proc.poll() is None and kills < args.kills:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            print("killed %d of %d" % (kills, args.kills))
+            continue
+        proc.wait()
+        if proc.returncode == 0:
+            finished = True
+        else:
+            failures += 1
+            print("a restart FAILED with exit code %d (see %s)" % (proc.returncode, log_path))
+            if failures > 3:
+                return 1
+    text = open(log_path).read()
+    resumed = text.count("Restored from")
+    print("kills: %d; restarts: %d; restarts that resumed from a checkpoint: %d; "
+          "failed restarts: %d" % (kills, kills, resumed, failures))
+    print("resumes succeeded: %d of %d" % (kills - failures, kills))
+    ref_path, ref_values, ref_log = final_state(ref_dir)
+    path, values, log = final_state(drill_dir)
+    same_keys = set(values) == set(ref_values)
+    max_diff = 0.0
+    differing = []
+    for key in ref_values:
+        a, b = np.asarray(ref_values[key]), np.asarray(values.get(key))
+        if a.dtype.kind in "fc":
+            same = np.array_equal(a, b, equal_nan=True)  # inf == inf, e.g. no LVE yet
+            d = 0.0 if same else float(np.nanmax(np.abs(a - b)))
+            max_diff = max(max_diff, d)
+            if d > 0:
+                differing.append(key)
+        elif not np.array_equal(a, b):
+            differing.append(key)
+    print("final checkpoint: %s vs %s" % (os.path.basename(path), os.path.basename(ref_path)))
+    print("final weights identical to the uninterrupted run: %s (max abs diff %g, %d "
+          "differing tensors)" % ("yes" if same_keys and not differing else "no", max_diff,
+                                  len(differing)))
+    print("fitlog identical: %s" % ("yes" if log == ref_log else "no"))
+    return 0 if same_keys and not differing and log == ref_log else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
