@@ -269,6 +269,8 @@ def validate_hps(hps):
         bad("co_mean_corr_scale", "needs --co_dim >= 2 (it penalises pairs of inputs)")
     if hps.max_epochs is not None and hps.max_epochs < 0:
         bad("max_epochs", "must not be negative")
+    if hps.ps_nexamples_to_process <= 0:
+        bad("ps_nexamples_to_process", "must be positive")
     if hps.max_consecutive_nonfinite_steps <= 0:
         bad("max_consecutive_nonfinite_steps", "must be positive")
     if hps.max_nonfinite_restores < 0:
@@ -322,7 +324,6 @@ def _select_device(device, allow_gpu_growth):
 def run(hps, allow_gpu_growth=False):
     """Loads the data and runs hps.kind. Raises DataError/UsageError on bad input."""
     import utils
-    utils.quiet_tensorflow_import()
     validate_hps(hps)
     batch_for_check = hps.batch_size if hps.kind == "train" else None
     datasets, notes = utils.load_datasets(
@@ -332,6 +333,7 @@ def run(hps, allow_gpu_growth=False):
     for note in notes:
         print("note: " + note)
     add_derived_hps(hps, datasets)
+    utils.quiet_tensorflow_import()  # only now: bad flags and data fail fast
     device = _select_device(hps.device, allow_gpu_growth)
     import tensorflow as tf
     with tf.device(device):

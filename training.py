@@ -94,12 +94,16 @@ def build(hps, info):
         rng = tf.random.Generator.from_seed(seed)
         base_seed = seed
     else:
-        rng = tf.random.Generator.from_non_deterministic_state()
+        # A fresh random seed rather than from_non_deterministic_state(), which
+        # TensorFlow refuses once op determinism is on in the process.
         base_seed = int(np.random.SeedSequence().generate_state(1)[0])
+        rng = tf.random.Generator.from_seed(base_seed)
     model = lfads.LFADS(hps, info, init_seed=seed)
     state = TrainState(hps, architecture_json(hps), base_seed)
     train_vars = model.trainable_variables_to_train()
-    optimizer = lfads.Adam(train_vars, state.learning_rate)
+    # Slots for every trainable variable, not only those this run updates, so a
+    # checkpoint fits every --do_train_io_only / --do_train_encoder_only setting.
+    optimizer = lfads.Adam(model.trainable_variables, state.learning_rate)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state,
                                      rng=rng)
     return Bundle(model, state, optimizer, rng, checkpoint, train_vars)
@@ -184,7 +188,7 @@ def restore(bundle, hps, save_dir, state_name, required):
     path = paths[-1]
     try:
         reader = tf.train.load_checkpoint(path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
+    except (tf.errors.OpError, ValueError) as e:
         raise LfadsError("%s: checkpoint cannot be read (%s)"
                          % (path, str(e).splitlines()[0])) from None
     arch_key = "state/arch_json/.ATTRIBUTES/VARIABLE_VALUE"
@@ -200,9 +204,12 @@ def restore(bundle, hps, save_dir, state_name, required):
                     "(pass the training flags, e.g. --%s=%s)"
                     % (path, key, json.dumps(saved[key]), key, json.dumps(mine[key]),
                        flag, saved[key] if flag == key else "..."))
-    status = bundle.checkpoint.read(path)
     try:
+        status = bundle.checkpoint.read(path)
         status.assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError) as e:
+        raise LfadsError("%s: checkpoint cannot be read (%s)"
+                         % (path, str(e).splitlines()[0])) from None
     except AssertionError as e:
         raise LfadsError("%s: checkpoint does not fit the model built from the flags "
                          "(%s)" % (path, str(e).splitlines()[0][:300])) from None

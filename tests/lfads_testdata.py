@@ -1,0 +1,209 @@
+"""Tiny synthetic data sets and helpers shared by the end-to-end tests.
+
+Each trial is driven by a few latent sinusoids with per-trial random phases,
+mapped through a random loading matrix to log-rates (optionally plus the response
+to a pulse given as external input). Counts are Poisson draws from numpy
+RandomState(seed); the Gaussian variant adds white noise to the rates instead. Keys follow the data format of spec
+§3.1: train_data / valid_data (int), train_truth / valid_truth (rates in
+counts/bin) and conversion_factor = 1.0.
+"""
+import math
+import os
+
+import numpy as np
+
+import utils
+
+STEM = "synth"
+
+
+def make_dataset(seed=0, n_train=160, n_valid=48, T=25, D=15, n_latents=3,
+                 base_rate=0.6, gain=1.1, ext_input_dim=0, gaussian=False):
+    """Returns a data dict (numpy arrays); deterministic in `seed`."""
+    rs = np.random.RandomState(seed)
+    E = n_train + n_valid
+    t = np.arange(T)[None, :, None]  # [1, T, 1]
+    freqs = rs.uniform(0.5, 2.0, size=(1, 1, n_latents)) * 2 * np.pi / T
+    phases = rs.uniform(0, 2 * np.pi, size=(E, 1, n_latents))
+    latents = np.sin(freqs * t + phases)  # [E, T, L]
+    W = rs.randn(n_latents, D) / np.sqrt(n_latents)
+    bias = np.log(base_rate) + 0.3 * rs.randn(D)
+    ext = None
+    log_rates = gain * latents @ W + bias
+    if ext_input_dim > 0:
+        ext = np.zeros((E, T, ext_input_dim))
+        pulse_t = rs.randint(3, T - 5, size=E)
+        ext[np.arange(E), pulse_t, 0] = 1.0
+        # the pulse raises the rates of every neuron for a few bins
+        kernel = np.cumsum(ext[..., :1], axis=1) * np.exp(
+            -np.maximum(t - pulse_t[:, None, None], 0) / 3.0)
+        log_rates = log_rates + 0.8 * kernel
+    rates = np.exp(log_rates)  # counts/bin
+    if gaussian:
+        data = (rates + 0.3 * rs.randn(*rates.shape)).astype(np.float32)
+    else:
+        data = rs.poisson(rates).astype(np.int64)
+    out = {
+        "train_data": data[:n_train], "valid_data": data[n_train:],
+        "train_truth": rates[:n_train], "valid_truth": rates[n_train:],
+        "conversion_factor": 1.0,
+    }
+    if ext is not None:
+        out["train_ext_input"] = ext[:n_train]
+        out["valid_ext_input"] = ext[n_train:]
+    return out
+
+
+def write_dataset(folder, name="set0", stem=STEM, **kwargs):
+    """Writes make_dataset(**kwargs) to <folder>/<stem>_<name>; returns the dict."""
+    data = make_dataset(**kwargs)
+    os.makedirs(folder, exist_ok=True)
+    utils.write_data(os.path.join(folder, "%s_%s" % (stem, name)), data)
+    return data
+
+
+# Small model flags shared by most tests (combine with data/save dir flags).
+TINY_MODEL = [
+    "--ic_dim=6", "--factors_dim=5", "--ic_enc_dim=12", "--gen_dim=24",
+    "--co_dim=1", "--ci_enc_dim=8", "--con_dim=8", "--batch_size=16",
+    "--kl_increase_steps=20", "--l2_increase_steps=20", "--device=cpu:0",
+    "--learning_rate_init=0.02", "--keep_prob=0.95",
+]
+# The same without a controller: its training step traces in ~3 s instead of ~9 s,
+# so the short runs that test the machinery rather than the learning use it.
+TINY_NO_CONTROLLER = [f for f in TINY_MODEL if not f.startswith("--co_dim=")] + [
+    "--co_dim=0"]
+
+
+def run(argv, default_seed=0):
+    """In-process `python run_lfads.py argv`; returns whatever run() returns.
+
+    Adds --seed=<default_seed> unless argv has a --seed: a seeded training run
+    turns on TensorFlow's op determinism for the whole process, after which every
+    unseeded build fails (see test_eval_kinds.py::test_unseeded_run_after_seeded_
+    training_in_the_same_process). default_seed=None passes argv unchanged.
+    """
+    import run_lfads
+    argv = list(argv)
+    if default_seed is not None and not any(a.startswith("--seed=") for a in argv):
+        argv.append("--seed=%d" % default_seed)
+    hps = run_lfads.hps_from_argv(argv)
+    return run_lfads.run(hps)
+
+
+def reset_op_determinism():
+    """Turns TensorFlow's process-wide op determinism off again (test hygiene).
+
+    Seeded training switches it on for good; test modules call this when they end
+    so that later modules' unseeded in-process runs still work.
+    """
+    from tensorflow.python.framework import config
+    if hasattr(config, "disable_op_determinism"):
+        config.disable_op_determinism()
+
+
+def checkpoint_values(path):
+    """{variable key: numpy value} of every tensor in a TF2 checkpoint."""
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def fitlog_lines(save_dir, csv_log="fitlog"):
+    with open(os.path.join(save_dir, csv_log + ".csv")) as f:
+        return [line for line in f.read().splitlines() if line.strip()]
+
+
+def fitlog_tokens(line):
+    return [tok.strip() for tok in line.split(",")]
+
+
+def fitlog_record(line):
+    """Parses one validation-variant fitlog line into a dict of numbers."""
+    tok = fitlog_tokens(line)
+    return {"epoch": int(tok[1]), "step": int(tok[3]),
+            "total_tr": float(tok[5]), "total_va": float(tok[6]),
+            "recon_tr": float(tok[8]), "recon_va": float(tok[9]),
+            "kl_tr": float(tok[11]), "kl_va": float(tok[12]),
+            "l2": float(tok[14]), "kl_weight": float(tok[16]),
+            "l2_weight": float(tok[18])}
+
+
+def poisson_nll_per_trial(counts, rates):
+    """-log Poisson(counts | rates), summed over time and neurons, mean over trials."""
+    counts = np.asarray(counts, np.float64)
+    rates = np.asarray(rates, np.float64)
+    lgam = np.vectorize(math.lgamma)(counts + 1.0)
+    nll = rates - counts * np.log(rates) + lgam
+    return float(nll.sum(axis=(1, 2)).mean())
+
+
+def best_constant_rate_nll(counts):
+    """NLL of the best constant-rate model of `counts` [E, T, D].
+
+    The per-neuron mean rate of these very counts (the maximum-likelihood constant
+    rate, so no constant model does better), as poisson_nll_per_trial.
+    """
+    mean_rate = np.asarray(counts, np.float64).mean(axis=(0, 1))  # [D]
+    mean_rate = np.maximum(mean_rate, 1e-6)
+    rates = np.broadcast_to(mean_rate, np.shape(counts))
+    return poisson_nll_per_trial(counts, rates)
+
+
+def corr(a, b):
+    """Pearson correlation of two arrays, flattened."""
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+# ------------------------------------------------------------------ shared trained models
+# Trained once per pytest session (the first test module that asks trains them) and
+# reused by test_training.py and test_eval_kinds.py. Tests must not change these
+# folders; copy them (shutil.copytree) before training on.
+_CACHE = {}
+
+MAIN_EPOCHS = 30
+
+
+def main_model(tmp_path_factory):
+    """A tiny model trained MAIN_EPOCHS epochs (300 steps) on make_dataset(seed=0)."""
+    if "main" not in _CACHE:
+        root = tmp_path_factory.mktemp("main_model")
+        data_dir, save_dir = str(root / "data"), str(root / "save")
+        data = write_dataset(data_dir, seed=0)
+        flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + STEM,
+                 "--lfads_save_dir=" + save_dir] + TINY_MODEL
+        bundle = run(flags + ["--seed=1", "--max_epochs=%d" % MAIN_EPOCHS,
+                              "--max_ckpt_to_keep=3", "--max_ckpt_to_keep_lve=2"])
+        _CACHE["main"] = {"data_dir": data_dir, "save_dir": save_dir, "data": data,
+                          "flags": flags, "bundle": bundle}
+    return _CACHE["main"]
+
+
+MULTI_DIMS = {"set0": 15, "set1": 12}
+MULTI_FACTORS = 5
+
+
+def multi_model(tmp_path_factory):
+    """Two datasets (D=15 and D=12, same T) with alignment matrices; 2 epochs."""
+    if "multi" not in _CACHE:
+        root = tmp_path_factory.mktemp("multi_model")
+        data_dir, save_dir = str(root / "data"), str(root / "save")
+        datas = {}
+        for i, (name, D) in enumerate(sorted(MULTI_DIMS.items())):
+            d = make_dataset(seed=10 + i, n_train=32, n_valid=16, D=D)
+            rs = np.random.RandomState(20 + i)
+            d["alignment_matrix_cxf"] = rs.randn(D, MULTI_FACTORS) / np.sqrt(D)
+            d["alignment_bias_c"] = np.log(np.asarray(d["train_data"]).mean(axis=(0, 1))
+                                           + 0.1)
+            utils.write_data(os.path.join(data_dir, "%s_%s" % (STEM, name)), d)
+            datas[name] = d
+        flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + STEM,
+                 "--lfads_save_dir=" + save_dir] + TINY_NO_CONTROLLER
+        assert "--factors_dim=%d" % MULTI_FACTORS in flags
+        bundle = run(flags + ["--seed=2", "--max_epochs=2"])
+        _CACHE["multi"] = {"data_dir": data_dir, "save_dir": save_dir, "data": datas,
+                           "flags": flags, "bundle": bundle}
+    return _CACHE["multi"]

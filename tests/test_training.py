@@ -1,0 +1,465 @@
+"""End-to-end training tests (issues 2 item 7 and 4 item 7).
+
+A tiny model is trained once per session (lfads_testdata.main_model) and checked
+for learning, output files, checkpoints and TensorBoard events; further short runs
+cover resuming (also after SIGKILL), the learning-rate reset, read-out-only
+training, spike jitter, several datasets, external inputs and Gaussian data.
+"""
+import contextlib
+import glob
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lfads_testdata as td
+from conftest import ROOT
+
+import evaluation
+import training
+import utils
+
+FITLOG_TOKENS = ["epoch", None, "step", None, "total", None, None, "recon", None, None,
+                 "kl", None, None, "l2", None, "klweight", None, "l2weight", None]
+# Scalars every training epoch writes (spec §9.2 / §16.6; the learning rate has
+# the tag LFADS/Learning_rate here, LFADS/Learning_rate_1 in the original).
+SCALAR_TAGS = ["LFADS/Total_cost__train_", "LFADS/Total_cost__valid_",
+               "LFADS/Reconstruction_cost__train_", "LFADS/Reconstruction_cost__valid_",
+               "LFADS/KL_cost__train_", "LFADS/KL_cost__valid_", "LFADS/L2_cost",
+               "LFADS/KL_weight", "LFADS/L2_weight", "LFADS/Gradient_global_norm",
+               "LFADS/Corr_cost"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reset_determinism():
+    yield
+    td.reset_op_determinism()
+
+
+@pytest.fixture(scope="module")
+def main(tmp_path_factory):
+    return td.main_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory):
+    return td.multi_model(tmp_path_factory)
+
+
+def fast_flags(data_dir, save_dir):
+    return ["--data_dir=" + str(data_dir), "--data_filename_stem=" + td.STEM,
+            "--lfads_save_dir=" + str(save_dir)] + td.TINY_NO_CONTROLLER
+
+
+def model_weights(bundle):
+    return {v.name: v.numpy() for v in bundle.model.variables}
+
+
+def all_state(bundle):
+    """Every variable the checkpoint holds: model, optimizer, loop state, rng."""
+    out = {}
+    for prefix, mod in (("model", bundle.model), ("opt", bundle.optimizer),
+                        ("state", bundle.state)):
+        for v in mod.variables:
+            out[prefix + ":" + v.name] = v.numpy()
+    out["rng"] = bundle.rng.state.numpy()
+    return out
+
+
+def assert_same_arrays(a, b, what=""):
+    assert sorted(a) == sorted(b), what
+    differ = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not differ, "%s: differ: %s" % (what, differ[:10])
+
+
+def finite_fitlog(save_dir):
+    recs = [td.fitlog_record(line) for line in td.fitlog_lines(save_dir)]
+    for r in recs:
+        assert all(math.isfinite(v) for v in r.values()), r
+    return recs
+
+
+# ------------------------------------------------------------------ learning
+def test_learns_better_than_constant_rates(main, capsys):
+    data = main["data"]
+    valid, truth = data["valid_data"], data["valid_truth"]
+    const_nll = td.best_constant_rate_nll(valid)
+    truth_nll = td.poisson_nll_per_trial(valid, truth)
+    last = td.fitlog_record(td.fitlog_lines(main["save_dir"])[-1])
+    assert last["epoch"] == td.MAIN_EPOCHS - 1
+    assert last["step"] == td.MAIN_EPOCHS * 10
+    # the validation reconstruction cost (Poisson NLL per trial) of the last epoch
+    assert last["recon_va"] < const_nll - 15.0, (last, const_nll, truth_nll)
+
+    td.run(main["flags"] + ["--kind=posterior_push_mean"])
+    out = utils.read_data(os.path.join(
+        main["save_dir"], "model_runs_set0_valid_posterior_push_mean"))
+    rates = out["output_dist_params"]
+    model_nll = td.poisson_nll_per_trial(valid, rates)
+    with capsys.disabled():
+        print("\nvalid NLL: constant %.1f, model push-mean %.1f, truth %.1f; corr with "
+              "truth: counts %.3f, rates %.3f" % (const_nll, model_nll, truth_nll,
+                                                  td.corr(valid, truth),
+                                                  td.corr(rates, truth)))
+    assert model_nll < const_nll - 15.0
+    assert td.corr(rates, truth) > td.corr(valid, truth) + 0.02
+
+
+# ------------------------------------------------------------------ files of a run
+def test_train_writes_fitlog_with_original_tokens(main):
+    lines = td.fitlog_lines(main["save_dir"])
+    assert len(lines) == td.MAIN_EPOCHS
+    for i, line in enumerate(lines):
+        tok = td.fitlog_tokens(line)
+        assert len(tok) == len(FITLOG_TOKENS), line
+        for got, want in zip(tok, FITLOG_TOKENS):
+            if want is not None:
+                assert got == want, line
+        assert int(tok[1]) == i and int(tok[3]) == 10 * (i + 1)
+        assert re.fullmatch(r"-?\d+\.\d{5}", tok[14]), line   # l2 cost %.5f
+        for j in (5, 6, 8, 9, 11, 12, 16, 18):
+            assert re.fullmatch(r"-?\d+\.\d{2}", tok[j]), line
+    # ramps of 20 steps with 10 steps an epoch
+    recs = finite_fitlog(main["save_dir"])
+    assert recs[0]["kl_weight"] == pytest.approx(0.45)
+    assert recs[-1]["kl_weight"] == 1.0 and recs[-1]["l2_weight"] == 1.0
+
+
+def test_train_writes_both_checkpoint_state_files(main):
+    save_dir = main["save_dir"]
+    for state in ("checkpoint", "checkpoint_lve"):
+        assert os.path.isfile(os.path.join(save_dir, state))
+        paths = training.read_checkpoint_state(save_dir, state)
+        assert paths
+        for p in paths:
+            assert os.path.exists(p + ".index"), p
+    latest = training.read_checkpoint_state(save_dir, "checkpoint")[-1]
+    assert latest.endswith("lfads_vae.ckpt-%d" % (td.MAIN_EPOCHS * 10))
+    lve = training.read_checkpoint_state(save_dir, "checkpoint_lve")[-1]
+    assert os.path.basename(lve).startswith("lfads_vae_lve.ckpt-")
+
+
+def test_max_ckpt_to_keep_and_lve_honoured(main):
+    """--max_ckpt_to_keep=3 and --max_ckpt_to_keep_lve=2 (the original used
+    max_ckpt_to_keep for both, spec Q7)."""
+    save_dir = main["save_dir"]
+    regular = glob.glob(os.path.join(save_dir, "lfads_vae.ckpt-*.index"))
+    lve = glob.glob(os.path.join(save_dir, "lfads_vae_lve.ckpt-*.index"))
+    assert len(training.read_checkpoint_state(save_dir, "checkpoint")) == 3
+    assert len(regular) == 3
+    assert len(training.read_checkpoint_state(save_dir, "checkpoint_lve")) == 2
+    assert len(lve) == 2
+    # enough LVE checkpoints were written for the limit to matter: count the
+    # improvements of the validation total once both ramps are at 1 (fitlog values
+    # are rounded, so this is a lower bound of what the run saw)
+    recs = td.fitlog_lines(save_dir)
+    best, improvements = np.inf, 0
+    for i, line in enumerate(recs):
+        r = td.fitlog_record(line)
+        if i >= 1 and r["kl_weight"] >= 1 and r["l2_weight"] >= 1 and r["total_va"] < best:
+            best = r["total_va"]
+            improvements += 1
+    assert improvements > 2
+
+
+def test_hyperparameter_file(main):
+    path = os.path.join(main["save_dir"], "hyperparameters-0.txt")
+    with open(path) as f:
+        hps = json.load(f)
+    assert hps["_clip_value"] == 80
+    for key, value in hps.items():
+        assert not isinstance(value, bool), "%s is a JSON boolean" % key
+    assert hps["do_causal_controller"] == "false"
+    assert hps["do_train_readin"] == "true"
+    assert hps["gen_dim"] == 24 and hps["kind"] == "train"
+    assert hps["dataset_names"] == ["set0"] and hps["num_steps"] == 25
+    assert utils.read_hps_json(path)["do_train_readin"] is True
+
+
+def _read_events(log_dir):
+    tags = {}
+    files = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
+    assert files, "no event files in %s" % log_dir
+    for fname in files:
+        for event in tf.compat.v1.train.summary_iterator(fname):
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    value = v.simple_value
+                else:
+                    value = tf.make_ndarray(v.tensor)
+                tags.setdefault(v.tag, []).append((event.step, value))
+    return tags
+
+
+def test_tensorboard_events_hold_scalar_tags(main):
+    tags = _read_events(os.path.join(main["save_dir"], "lfads_log"))
+    missing = [t for t in SCALAR_TAGS if t not in tags]
+    assert not missing, (missing, sorted(tags))
+    assert "LFADS/Learning_rate" in tags or "LFADS/Learning_rate_1" in tags
+    assert "LFADS/AR_Autocorrelation_taus_0" in tags and "LFADS/AR_Variances_0" in tags
+    steps = [s for s, _ in tags["LFADS/Total_cost__valid_"]]
+    assert steps == [10 * (i + 1) for i in range(td.MAIN_EPOCHS)]
+    last = float(np.asarray(tags["LFADS/Reconstruction_cost__valid_"][-1][1]))
+    assert last == pytest.approx(td.fitlog_record(
+        td.fitlog_lines(main["save_dir"])[-1])["recon_va"], abs=0.006)
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_checkpoint_round_trip(main):
+    """Restoring the last checkpoint gives exactly the trained variables."""
+    restored = td.run(main["flags"] + ["--kind=write_model_params",
+                                       "--output_filename_stem=roundtrip"])
+    assert_same_arrays(all_state(restored), all_state(main["bundle"]), "restore")
+    assert int(restored.state.global_step.numpy()) == td.MAIN_EPOCHS * 10
+    assert int(restored.state.epoch.numpy()) == td.MAIN_EPOCHS
+
+
+def _epoch_in_checkpoint(path):
+    return int(tf.train.load_checkpoint(path).get_tensor(
+        "state/epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """2 epochs, then restarted to 4 ('split'), and 4 epochs in one go ('whole')."""
+    root = tmp_path_factory.mktemp("resume")
+    td.write_dataset(root / "data", seed=3, n_train=48, n_valid=16)
+    common = ["--seed=5", "--learning_rate_n_to_compare=1"]
+    res = {"root": root, "data_dir": str(root / "data")}
+    res["split_flags"] = fast_flags(root / "data", root / "split") + common
+    res["whole_flags"] = fast_flags(root / "data", root / "whole") + common
+    res["first"] = td.run(res["split_flags"] + ["--max_epochs=2"])
+    res["first_lr"] = float(res["first"].state.learning_rate.numpy())
+    res["first_costs"] = res["first"].state.train_costs.numpy().copy()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        res["resumed"] = td.run(res["split_flags"] + ["--max_epochs=4"])
+    res["resume_stdout"] = out.getvalue()
+    res["whole"] = td.run(res["whole_flags"] + ["--max_epochs=4"])
+    return res
+
+
+def test_resume_continues_from_the_checkpoint(resumed):
+    assert int(resumed["first"].state.global_step.numpy()) == 6
+    out = resumed["resume_stdout"]
+    assert re.search(r"Restored from \S+lfads_vae\.ckpt-6 \(epoch 2, step 6\)", out), out
+    bundle = resumed["resumed"]
+    assert int(bundle.state.global_step.numpy()) == 12
+    assert int(bundle.state.epoch.numpy()) == 4
+    lines = td.fitlog_lines(str(resumed["root"] / "split"))
+    assert [td.fitlog_record(x)["epoch"] for x in lines] == [0, 1, 2, 3]
+    assert [td.fitlog_record(x)["step"] for x in lines] == [3, 6, 9, 12]
+    assert os.path.exists(str(resumed["root"] / "split" / "hyperparameters-6.txt"))
+
+
+def test_resume_carries_learning_rate_and_plateau_history(resumed):
+    resumed_state, whole = resumed["resumed"].state, resumed["whole"].state
+    np.testing.assert_array_equal(resumed_state.train_costs.numpy(),
+                                  whole.train_costs.numpy())
+    assert resumed_state.learning_rate.numpy() == whole.learning_rate.numpy()
+    # With --learning_rate_n_to_compare=1 the history keeps the last 2 entries. The
+    # first epoch after the restart costs more than epoch 1 before it (the KL ramp),
+    # so the carried history makes it decay the rate; a forgotten history could not.
+    assert resumed["first_lr"] == np.float32(0.02)
+    assert resumed["first_costs"].shape == (2,)
+    assert resumed_state.learning_rate.numpy() == np.float32(0.02) * np.float32(0.95)
+    assert resumed_state.train_costs.numpy()[0] == np.inf
+    assert "Decreasing learning rate to 0.019000." in resumed["resume_stdout"]
+
+
+def test_resume_with_seed_matches_uninterrupted_run_bit_for_bit(resumed):
+    root = resumed["root"]
+    assert td.fitlog_lines(str(root / "split")) == td.fitlog_lines(str(root / "whole"))
+    assert_same_arrays(all_state(resumed["resumed"]), all_state(resumed["whole"]),
+                       "final state")
+    for state in ("checkpoint", "checkpoint_lve"):
+        a = training.read_checkpoint_state(str(root / "split"), state)
+        b = training.read_checkpoint_state(str(root / "whole"), state)
+        assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b]
+        if a:
+            assert_same_arrays(td.checkpoint_values(a[-1]), td.checkpoint_values(b[-1]),
+                               state)
+
+
+def test_sigkill_then_restart_resumes(tmp_path, capsys):
+    td.write_dataset(tmp_path / "data", seed=4, n_train=32, n_valid=16)
+    save_dir = tmp_path / "save"
+    flags = fast_flags(tmp_path / "data", save_dir) + ["--seed=6"]
+    state_file = save_dir / "checkpoint"
+    log = tmp_path / "train.log"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "run_lfads.py", "--kind=train", "--max_epochs=100000"]
+            + flags, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 150
+        while (not state_file.exists() and proc.poll() is None
+               and time.time() < deadline):
+            time.sleep(0.05)
+        assert proc.poll() is None, (
+            "the training process ended (status %s) before its first checkpoint; "
+            "killed by another job?\n%s" % (proc.returncode, log.read_text()[-3000:]))
+        assert state_file.exists(), "no checkpoint after 150 s"
+        time.sleep(0.5)  # land the kill somewhere in a later epoch
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    latest = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
+    epoch = _epoch_in_checkpoint(latest)  # the checkpoint loads
+    assert epoch >= 1
+    capsys.readouterr()
+    bundle = td.run(flags + ["--max_epochs=%d" % (epoch + 2)])
+    out = capsys.readouterr().out
+    m = re.search(r"Restored from (\S+) \(epoch (\d+), step (\d+)\)", out)
+    assert m, out
+    assert m.group(1) == latest and int(m.group(2)) == epoch > 0
+    assert int(m.group(3)) == 2 * epoch
+    assert int(bundle.state.global_step.numpy()) == 2 * (epoch + 2)
+    epochs = [td.fitlog_record(x)["epoch"] for x in td.fitlog_lines(str(save_dir))]
+    # every epoch logged once: an epoch logged but not checkpointed before the kill
+    # is run again after the restart and its first line dropped
+    assert epochs == list(range(epoch + 2))
+    assert not (save_dir / "lfads.lock").exists()
+    final = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
+    assert _epoch_in_checkpoint(final) == epoch + 2
+
+
+def _continue_flags(resumed, name, dest):
+    """The flags of run `name` of the resume fixture, on a copy of its folder."""
+    shutil.copytree(str(resumed["root"] / name), str(dest))
+    flags = [f for f in resumed[name + "_flags"] if not f.startswith("--lfads_save_dir")]
+    return flags + ["--lfads_save_dir=" + str(dest)]
+
+
+def test_do_reset_learning_rate(resumed, tmp_path, capsys):
+    flags = _continue_flags(resumed, "whole", tmp_path / "save")
+    capsys.readouterr()
+    bundle = td.run(flags + ["--max_epochs=5", "--learning_rate_init=0.003",
+                             "--do_reset_learning_rate", "--learning_rate_n_to_compare=50"])
+    assert "Learning rate reset to 0.003" in capsys.readouterr().out
+    assert float(bundle.state.learning_rate.numpy()) == pytest.approx(0.003)
+    assert int(bundle.state.global_step.numpy()) == 15
+
+
+@pytest.fixture(scope="module")
+def io_only(resumed, tmp_path_factory):
+    """The 4-epoch model of `resumed` trained one more epoch with --do_train_io_only."""
+    flags = _continue_flags(resumed, "whole", tmp_path_factory.mktemp("io_only") / "save")
+    bundle = td.run(flags + ["--max_epochs=5", "--do_train_io_only"])
+    return {"flags": flags, "save_dir": flags[-1].split("=", 1)[1], "bundle": bundle}
+
+
+def test_do_train_io_only_changes_only_readout(resumed, io_only):
+    before = model_weights(resumed["whole"])
+    after = model_weights(io_only["bundle"])
+    assert sorted(before) == sorted(after)
+    changed = sorted(k for k in before if not np.array_equal(before[k], after[k]))
+    assert changed == ["LFADS/glm/fac_2_logrates_set0/W:0",
+                       "LFADS/glm/fac_2_logrates_set0/b:0"]
+    assert sorted(v.name for v in io_only["bundle"].train_vars) == changed
+    assert int(io_only["bundle"].state.global_step.numpy()) == 15
+
+
+def test_evaluate_after_train_io_only_without_the_flag(io_only):
+    td.run(io_only["flags"] + ["--kind=posterior_push_mean"])
+    assert os.path.exists(os.path.join(io_only["save_dir"],
+                                       "model_runs_set0_valid_posterior_push_mean"))
+
+
+def test_evaluate_after_train_io_only_with_the_flag(io_only):
+    bundle = td.run(io_only["flags"] + ["--kind=posterior_push_mean",
+                                        "--do_train_io_only"])
+    assert_same_arrays(model_weights(bundle), model_weights(io_only["bundle"]), "weights")
+
+
+# ------------------------------------------------------------------ variants
+def test_jitter_preserves_counts_per_trial_and_neuron():
+    rs = np.random.RandomState(0)
+    counts = rs.poisson(1.5, size=(6, 20, 7))
+    out = training.jitter_spikes(counts, 3, np.random.RandomState(1))
+    assert out.shape == counts.shape
+    np.testing.assert_array_equal(out.sum(axis=1), counts.sum(axis=1))
+    assert not np.array_equal(out, counts)
+
+
+def test_jitter_training_runs(tmp_path):
+    td.write_dataset(tmp_path / "data", seed=7, n_train=32, n_valid=16)
+    bundle = td.run(fast_flags(tmp_path / "data", tmp_path / "save")
+                    + ["--seed=1", "--max_epochs=2", "--temporal_spike_jitter_width=2"])
+    assert int(bundle.state.global_step.numpy()) == 4
+    assert len(finite_fitlog(str(tmp_path / "save"))) == 2
+
+
+def test_multi_dataset_training_has_a_readin_per_dataset(multi):
+    bundle = multi["bundle"]
+    params = evaluation.model_params(bundle)
+    F = td.MULTI_FACTORS
+    for name, D in td.MULTI_DIMS.items():
+        w_in = params["LFADS_x_2_infac_%s_W:0" % name]
+        assert w_in.shape == (D, F)
+        assert params["LFADS_glm_fac_2_logrates_%s_W:0" % name].shape == (F, D)
+        # initialised from the alignment matrix, then trained a little
+        align = multi["data"][name]["alignment_matrix_cxf"]
+        assert not np.array_equal(w_in, align.astype(np.float32))
+        assert np.corrcoef(w_in.ravel(), align.ravel())[0, 1] > 0.9
+    # 2 datasets x 2 batches of 16 trials x 2 epochs
+    assert int(bundle.state.global_step.numpy()) == 8
+    assert len(finite_fitlog(multi["save_dir"])) == 2
+    with open(os.path.join(multi["save_dir"], "hyperparameters-0.txt")) as f:
+        hps = json.load(f)
+    assert hps["dataset_dims"] == td.MULTI_DIMS
+
+
+@pytest.mark.parametrize("inject", [False, True])
+def test_ext_input_training_runs(tmp_path, inject):
+    td.write_dataset(tmp_path / "data", seed=8, n_train=32, n_valid=16, ext_input_dim=1)
+    flags = fast_flags(tmp_path / "data", tmp_path / "save") + [
+        "--ext_input_dim=1", "--inject_ext_input_to_gen=%s" % str(inject).lower()]
+    bundle = td.run(flags + ["--seed=1", "--max_epochs=1"])
+    assert int(bundle.state.global_step.numpy()) == 2
+    assert len(finite_fitlog(str(tmp_path / "save"))) == 1
+    # no controller: the generator's only input is the external input, if injected;
+    # otherwise the encoders read it next to the 15 data channels
+    model = bundle.model
+    if inject:
+        assert model.generator.x_2_ru.W.shape[0] == 1
+        assert model.ic_enc_fwd.n_in == 15
+    else:
+        assert model.generator.x_2_ru is None
+        assert model.ic_enc_fwd.n_in == 16
+    if inject:
+        with pytest.raises(training.LfadsError, match="inject_ext_input_to_gen"):
+            td.run(flags + ["--kind=prior_sample"])
+
+
+def test_gaussian_training_runs(tmp_path):
+    data = td.write_dataset(tmp_path / "data", seed=9, n_train=32, n_valid=16,
+                            gaussian=True)
+    assert data["train_data"].dtype == np.float32
+    flags = fast_flags(tmp_path / "data", tmp_path / "save") + ["--output_dist=gaussian"]
+    bundle = td.run(flags + ["--seed=1", "--max_epochs=2"])
+    assert int(bundle.state.global_step.numpy()) == 4
+    assert len(finite_fitlog(str(tmp_path / "save"))) == 2
+    params = evaluation.model_params(bundle)
+    assert params["LFADS_glm_fac_2_means_set0_W:0"].shape == (5, 15)
+    assert params["LFADS_glm_fac_2_logvars_set0_W:0"].shape == (5, 15)
+    td.run(flags + ["--kind=posterior_push_mean"])
+    out = utils.read_data(str(tmp_path / "save" /
+                              "model_runs_set0_valid_posterior_push_mean"))
+    assert out["output_dist_params"].shape == (16, 25, 30)
+    assert np.all(out["output_dist_params"][..., 15:] > 0)  # variances
