@@ -3,7 +3,9 @@
 #
 #   bash synth_data/run_generate_synth_data.sh [OUTPUT_DIR]     (default /tmp/rnn_synth_data_v1.0/)
 #
-# Runs from any working directory; set PYTHON to choose the interpreter. The generators run in two
+# Runs from any working directory; set PYTHON to choose the interpreter. SYNTH_EXTRA_FLAGS is
+# appended to every generator call (later flags win), e.g. SYNTH_EXTRA_FLAGS="--C=20" makes small
+# versions of all seven sets for quick checks (scripts/run_readme_examples.sh uses it in tests). The generators run in two
 # parallel lanes (each is single-threaded numpy); their output is printed in order at the end.
 set -euo pipefail
 
@@ -21,7 +23,8 @@ gen() {
     local log="$LOG_DIR/$1" description="$2" script="$3"
     shift 3
     echo "$description" > "$log"
-    "$PYTHON" "$SCRIPT_DIR/$script" "${COMMON[@]}" "$@" >> "$log" 2>&1
+    # shellcheck disable=SC2086  # SYNTH_EXTRA_FLAGS is a list of flags
+    "$PYTHON" "$SCRIPT_DIR/$script" "${COMMON[@]}" "$@" ${SYNTH_EXTRA_FLAGS:-} >> "$log" 2>&1
 }
 
 lane1() {

@@ -1,0 +1,35 @@
+"""Issue 5: every command of the original README runs (tiny data, tiny models, 1 epoch)."""
+import os
+import subprocess
+import time
+
+from conftest import ROOT
+
+SMALL_MODEL = ("--batch_size=16 --ic_dim=4 --gen_dim=16 --ic_enc_dim=8 --ci_enc_dim=8 "
+               "--con_dim=8 --kl_increase_steps=10 --l2_increase_steps=10 --device=cpu:0")
+
+
+def test_run_readme_examples(tmp_path):
+    env = dict(os.environ, DATA_DIR=str(tmp_path / "data") + "/",
+               SAVE_ROOT=str(tmp_path / "runs"), SYNTH_EXTRA_FLAGS="--C=20 --nreplications=10",
+               EXTRA_FLAGS=SMALL_MODEL, PS_EXTRA_FLAGS="--batch_size=16")
+    os.makedirs(env["SAVE_ROOT"])
+    start = time.time()
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "run_readme_examples.sh"),
+                           "1"], env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "All README examples ran." in proc.stdout
+    assert "Traceback" not in out
+    # the Gaussian-on-counts example is accepted with a note
+    assert "integer data are treated as real values" in proc.stdout
+    runs = tmp_path / "runs"
+    for name in ("lfads_chaotic_rnn_no_inputs", "lfads_chaotic_rnn_no_inputs_gaussian",
+                 "lfads_chaotic_rnn_inputs_g2p5", "lfads_chaotic_rnn_inputs_g2p5_gaussian",
+                 "lfads_chaotic_rnn_multisession", "lfads_itb_rnn",
+                 "lfads_chaotic_rnns_labeled"):
+        assert (runs / name / "fitlog.csv").exists(), name
+    # five sessions, each with its own read-in
+    with open(runs / "lfads_chaotic_rnn_multisession" / "hyperparameters-0.txt") as f:
+        assert "dataset_N100_S20_n5" in f.read()
+    print("README examples ran in %.0f s" % (time.time() - start))
