@@ -37,6 +37,8 @@ def run_child(n_trials, samples):
     import evaluation
     import run_lfads
     import training
+    run_lfads_mod = __import__("run_lfads")
+    run_lfads_mod.configure_threads(0, 0)
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")
     flags = benchmark_train.CONFIGS["C1"]["flags"]
     hps = run_lfads.hps_from_argv(flags + ["--seed=0", "--lfads_save_dir=" + work,

@@ -58,6 +58,8 @@ def lfads_step(cfg):
     """Returns (compiled train step, args) of the full model for a config."""
     import numpy as np
     import run_lfads
+    # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
+    run_lfads.configure_threads(1, 0)
     import training
     hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
     datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
