@@ -429,7 +429,7 @@ class LFADS(tf.Module):
         """
         hps = self.hps
         T = self.num_steps
-        U, G, Z, I = hps.co_dim, hps.gen_dim, hps.ic_dim, hps.ext_input_dim
+        U, Z, I = hps.co_dim, hps.ic_dim, hps.ext_input_dim
         training = mode == "train"
         prior = mode == "prior_sample"
         use_mean = mode == "posterior_mean"
@@ -451,7 +451,7 @@ class LFADS(tf.Module):
                 ext_do *= self._dropout_mask(rng, tf.shape(ext_do), keep_prob)
 
         # ---- encoders (not run when sampling from the prior)
-        ic_post = ic_fwd_bxtxe = None
+        ic_post = None
         ci_bxtxe = None
         if not prior:
             data_do = data_bxtxd
@@ -571,7 +571,7 @@ class LFADS(tf.Module):
         Rate feedback to the controller uses the element-wise reference loop.
         """
         hps = self.hps
-        T, U, G, F = self.num_steps, hps.co_dim, hps.gen_dim, hps.factors_dim
+        T, U, G = self.num_steps, hps.co_dim, hps.gen_dim
         training = mode == "train"
         prior = mode == "prior_sample"
         has_con = U > 0 and not prior
@@ -657,7 +657,6 @@ class LFADS(tf.Module):
         if training:
             elems["gen_mask"] = self._dropout_mask(rng, tf.stack([T, rows, G]), keep_prob)
         # Generator input contributions that do not depend on the state.
-        gen_x_ru = gen_x_c = None
         if gen_ext_bxtxi is not None:
             w_ru_ext, w_c_ext = gen.x_2_ru.W[U:], gen.x_2_c.W[U:]
             elems["gen_ext_ru"] = time_major(_matmul_last(gen_ext_bxtxi, w_ru_ext))

@@ -1,6 +1,6 @@
 """Fault drill: kill a training run at random moments and check it resumes exactly.
 
-    python scripts/fault_drill.py [--kills=10] [--epochs=12] [--work_dir=/tmp/lfads_fault_drill]
+    python scripts/fault_drill.py [--kills=10] [--epochs=40] [--work_dir=/tmp/lfads_fault_drill]
 
 Trains a small seeded model on small synthetic data twice: once without interruption,
 once killed with SIGKILL `--kills` times at random moments (during training steps,
@@ -61,7 +61,7 @@ def final_state(save_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--work_dir", default="/tmp/lfads_fault_drill")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill times")
     args = parser.parse_args(argv)
@@ -91,7 +91,7 @@ def main(argv=None):
                                     stdout=log, stderr=subprocess.STDOUT)
         if kills < args.kills:
             # a random moment within the (remaining) run; start-up takes a few seconds
-            deadline = time.time() + rnd.uniform(0.3, 1.0) * duration
+            deadline = time.time() + rnd.uniform(0.2, 0.8) * duration
             while time.time() < deadline and proc.poll() is None:
                 time.sleep(0.05)
         if proc.poll() is None and kills < args.kills:

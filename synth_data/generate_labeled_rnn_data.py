@@ -12,7 +12,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import utils
+from synth_data import synthetic_data_utils
 from synth_data.synthetic_data_utils import (generate_data, generate_rnn, get_train_n_valid_inds,
                                              nparray_and_transpose, spikify_data,
                                              split_list_by_inds)
@@ -99,17 +99,8 @@ _FLAGS = [
 
 
 def _define_flags(flag_values=None):
-    """Defines the flags on `flag_values` (default: the global FLAGS); returns the FlagValues.
-
-    Only called when run as a script, so tests can import several generators in one process.
-    """
-    from absl import flags
-    fv = flags.FLAGS if flag_values is None else flag_values
-    for kind, name, default, help_text in _FLAGS:
-        getattr(flags, "DEFINE_" + kind)(name, default, help_text, flag_values=fv)
-    # The original scripts used both names for the replication count.
-    flags.DEFINE_alias("nspikifications", "nreplications", flag_values=fv)
-    return fv
+    """Defines this generator's flags (see synthetic_data_utils.define_flags)."""
+    return synthetic_data_utils.define_flags(_FLAGS, flag_values)
 
 
 def main(argv):
@@ -120,9 +111,7 @@ def main(argv):
             synth_data_seed=F.synth_data_seed, T=F.T, C=F.C, N=F.N,
             train_percentage=F.train_percentage, nreplications=F.nreplications, g=F.g,
             x0_std=F.x0_std, tau=F.tau, dt=F.dt, max_firing_rate=F.max_firing_rate)
-    utils.write_datasets(F.save_dir, F.datafile_name, datasets, compression=None)
-    for name in datasets:
-        print("Wrote " + os.path.join(F.save_dir, F.datafile_name + "_" + name))
+    synthetic_data_utils.write_and_report(F.save_dir, F.datafile_name, datasets)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,28 @@ def add_alignment_projections(datasets, npcs, ntime=None):
         data["alignment_matrix_cxf"] = W_sxp
         data["alignment_bias_c"] = means_c[start:stop]
     return datasets
+
+
+# ------------------------------------------------------------------ command-line helpers
+def define_flags(flag_specs, flag_values=None):
+    """Defines (kind, name, default, help) flags on `flag_values` (default: global FLAGS).
+
+    Only called when a generator runs as a script, so tests can import several generators
+    in one process. Also accepts the original's old name `--nspikifications`.
+    """
+    from absl import flags
+    fv = flags.FLAGS if flag_values is None else flag_values
+    for kind, name, default, help_text in flag_specs:
+        getattr(flags, "DEFINE_" + kind)(name, default, help_text, flag_values=fv)
+    # The original scripts used both names for the replication count.
+    flags.DEFINE_alias("nspikifications", "nreplications", flag_values=fv)
+    return fv
+
+
+def write_and_report(save_dir, datafile_name, datasets):
+    """Writes one file per dataset (no compression, as the original) and prints the paths."""
+    import os
+    import utils
+    utils.write_datasets(save_dir, datafile_name, datasets, compression=None)
+    for name in datasets:
+        print("Wrote " + os.path.join(save_dir, datafile_name + "_" + name))

@@ -1,7 +1,5 @@
 """The README stays in step with the code."""
 import os
-import subprocess
-import sys
 
 from conftest import ROOT
 
