@@ -516,8 +516,14 @@ class LFADS(tf.Module):
         gen_ext = None
         if ext_do is not None and hps.inject_ext_input_to_gen:
             gen_ext = repeat(ext_do)
-        loop = self._generator_loop(name, gen_ics, ci_bxtxe, gen_ext, rng, mode,
-                                    keep_prob, rows)
+        if self.use_reference_rnn or (mode != "train" and num_samples > 1):
+            # Without gradients and with many rows (posterior sampling), the element-
+            # wise loop is faster: its input projections are one big matmul before
+            # the loop (9.2 s instead of 11.9 s for 1,000 trials x 50 samples, C1).
+            loop_fn = self._generator_loop_reference
+        else:
+            loop_fn = self._generator_loop
+        loop = loop_fn(name, gen_ics, ci_bxtxe, gen_ext, rng, mode, keep_prob, rows)
         gen_states, factors, co, co_mean, co_logvar, co_noise = loop
 
         # ---- observation model and costs
@@ -577,7 +583,7 @@ class LFADS(tf.Module):
         has_con = U > 0 and not prior
         feed_rates = (has_con and self.feedback_dim > 0
                       and hps.feedback_factors_or_rates == "rates")
-        if self.use_reference_rnn or feed_rates:
+        if feed_rates:
             return self._generator_loop_reference(name, gen_ics, ci_bxtxe, gen_ext_bxtxi,
                                                   rng, mode, keep_prob, rows)
         w_fac = self.gen_2_fac.weight()
