@@ -1,6 +1,6 @@
 """Fault drill: kill a training run at random moments and check it resumes exactly.
 
-    python scripts/fault_drill.py [--kills=10] [--epochs=40] [--work_dir=/tmp/lfads_fault_drill]
+    python scripts/fault_drill.py [--kills=10] [--epochs=600] [--work_dir=/tmp/lfads_fault_drill]
 
 Trains a small seeded model on small synthetic data twice: once without interruption,
 once killed with SIGKILL `--kills` times at random moments (during training steps,
@@ -61,7 +61,7 @@ def final_state(save_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--work_dir", default="/tmp/lfads_fault_drill")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill times")
     args = parser.parse_args(argv)
@@ -70,7 +70,7 @@ def main(argv=None):
     shutil.rmtree(args.work_dir, ignore_errors=True)
     data_dir = os.path.join(args.work_dir, "data")
     make_data(data_dir)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
 
     ref_dir = os.path.join(args.work_dir, "uninterrupted")
     t0 = time.time()
@@ -90,10 +90,19 @@ def main(argv=None):
             proc = subprocess.Popen(command(data_dir, drill_dir, args.epochs), env=env,
                                     stdout=log, stderr=subprocess.STDOUT)
         if kills < args.kills:
-            # a random moment within the (remaining) run; start-up takes a few seconds
-            deadline = time.time() + rnd.uniform(0.2, 0.8) * duration
-            while time.time() < deadline and proc.poll() is None:
+            # Wait until this restart has finished an epoch (so it resumed and made
+            # progress), then kill at a random moment: during a step, validation, a
+            # checkpoint or a log write.
+            offset = os.path.getsize(log_path)
+            while proc.poll() is None:
+                with open(log_path) as f:
+                    f.seek(offset)
+                    if "Epoch:" in f.read():
+                        break
                 time.sleep(0.05)
+            deadline = time.time() + rnd.uniform(0.0, 0.05) * duration
+            while time.time() < deadline and proc.poll() is None:
+                time.sleep(0.01)
         if proc.poll() is None and kills < args.kills:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
