@@ -375,16 +375,21 @@ def plateau_rule(train_costs, current, n_to_compare):
     return False, history + [current]
 
 
-def csv_line(i, step, tr, va, l2, kl_w, l2_w):
-    """One fitlog line with the original's token sequence (spec §8.5)."""
+def csv_line(i, step, tr, va, l2, kl_w, l2_w, nonfinite=0):
+    """One fitlog line with the original's token sequence (spec §8.5).
+
+    Epochs with skipped non-finite steps get two more tokens at the end,
+    `nonfinite,<count>`; other lines are exactly the original's.
+    """
+    extra = ", nonfinite,%d" % nonfinite if nonfinite else ""
     if va is not None:
         return ("epoch,%d, step,%d, total,%.2f,%.2f,       recon,%.2f,%.2f, "
-                "kl,%.2f,%.2f, l2,%.5f,       klweight,%.2f, l2weight,%.2f\n"
+                "kl,%.2f,%.2f, l2,%.5f,       klweight,%.2f, l2weight,%.2f%s\n"
                 % (i, step, tr["total"], va["total"], tr["recon"], va["recon"],
-                   tr["kl"], va["kl"], l2, kl_w, l2_w))
+                   tr["kl"], va["kl"], l2, kl_w, l2_w, extra))
     return ("epoch,%d, step,%d, total,%.2f,       recon,%.2f, kl,%.2f, "
-            "l2,%.5f, klweight,%.2f, l2weight,%.2f\n"
-            % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w))
+            "l2,%.5f, klweight,%.2f, l2weight,%.2f%s\n"
+            % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w, extra))
 
 
 def stdout_line(i, step, tr, va, l2, kl_w, l2_w):
@@ -678,7 +683,7 @@ def _train_locked(hps, datasets, save_dir):
               + ("" if not n_bad else "\tskipped non-finite steps: %d" % n_bad))
         if csv_path:
             with open(csv_path, "a") as f:
-                f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w))
+                f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w, n_bad))
         _write_summaries(writer, hps, model, state, step, tr, va, last)
         if plotter is not None and epoch % hps.plot_every_n_epochs == 0:
             with writer.as_default(step=step):
