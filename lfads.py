@@ -40,6 +40,12 @@ def _matmul_last(x, w):
     return tf.reshape(out, tf.concat([shape[:-1], tf.shape(w)[-1:]], axis=0))
 
 
+def _with_forget_bias(b_ru_1x2n, forget_bias):
+    """[1, 2n] gate bias with the forget bias added to the update (second) half."""
+    n = b_ru_1x2n.shape[-1] // 2
+    return b_ru_1x2n + tf.concat([tf.zeros([1, n]), tf.fill([1, n], forget_bias)], axis=1)
+
+
 class Linear(tf.Module):
     """Affine map y = x W + b with the original's variables `<name>/W`, `<name>/b` (§4.1).
 
@@ -114,9 +120,7 @@ class EncoderGRU(tf.Module):
         Returns ([B, T, 2n] gate pre-activations with biases and forget bias folded
         in, [B, T, n] candidate pre-activations with bias).
         """
-        n = self.n_units
-        bias_ru = self.gates.b + tf.concat(
-            [tf.zeros([1, n]), tf.fill([1, n], self.forget_bias)], axis=1)
+        bias_ru = _with_forget_bias(self.gates.b, self.forget_bias)
         x_ru = _matmul_last(x_bxtxk, self.gates.W[:self.n_in]) + bias_ru
         x_c = _matmul_last(x_bxtxk, self.candidate.W[:self.n_in]) + self.candidate.b
         return x_ru, x_c
@@ -126,8 +130,7 @@ class EncoderGRU(tf.Module):
 
     def block_weights(self):
         """(W_ru, W_c, b_ru, b_c) for fast_rnn's fused GRU (forget bias folded in)."""
-        n = self.n_units
-        b_ru = self.gates.b[0] + tf.concat([tf.zeros([n]), tf.fill([n], self.forget_bias)], 0)
+        b_ru = _with_forget_bias(self.gates.b, self.forget_bias)[0]
         return self.gates.W, self.candidate.W, b_ru, self.candidate.b[0]
 
     def step(self, h, x_ru, x_c, w_h_ru, w_h_c):
@@ -176,9 +179,7 @@ class GenGRU(tf.Module):
 
     def recurrent_bias(self):
         """[1, 2n] gate bias with the forget bias folded into the update half."""
-        n = self.n_units
-        return self.h_2_ru.b + tf.concat(
-            [tf.zeros([1, n]), tf.fill([1, n], self.forget_bias)], axis=1)
+        return _with_forget_bias(self.h_2_ru.b, self.forget_bias)
 
     def step(self, h, x_ru, x_c, bias_ru):
         """One step given the input contributions x_ru [B, 2n], x_c [B, n] (or 0)."""
