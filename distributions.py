@@ -2,8 +2,9 @@
 
 All functions are elementwise or vectorised over time; the caller sums. Shapes use
 B = batch, T = time bins, D = channels, Z = latent size, U = controller outputs.
-Random draws take an explicit `tf.random.Generator` so that a seeded run is
-reproducible and the generator state can live in the checkpoint.
+Random draws take an explicit source with `uniform(shape)` and `normal(shape)`: a
+`tf.random.Generator` (whose state lives in the checkpoint, so a seeded run is
+reproducible) or a `SeedStream` drawn from one.
 """
 import collections
 import math
@@ -38,6 +39,37 @@ def gaussian_log_likelihood_of_noise(logvar, noise):
     TF1's identity `==` between tensors, which TF2 does not have).
     """
     return -0.5 * (logvar + LOG_2PI + tf.square(noise))
+
+
+class SeedStream:
+    """Random draws from one seed [2], each draw a stateless op with its own sub-seed.
+
+    Draws from one tf.random.Generator are chained by tf.function's automatic
+    control dependencies (each reads and bumps the generator state), so the
+    independent parts of a training step could not run in parallel and each
+    dropout mask waited for the previous one. Draws from a stream have no such
+    order; the stream's seed comes from the generator, so runs stay reproducible.
+    """
+
+    def __init__(self, seed_2):
+        self.seed_2 = seed_2
+        self.draws = 0
+
+    def _next_seed(self):
+        self.draws += 1
+        return tf.random.experimental.stateless_fold_in(self.seed_2, self.draws)
+
+    def uniform(self, shape, dtype=tf.float32):
+        return tf.random.stateless_uniform(shape, self._next_seed(), dtype=dtype)
+
+    def normal(self, shape, dtype=tf.float32):
+        return tf.random.stateless_normal(shape, self._next_seed(), dtype=dtype)
+
+
+def seed_streams(generator, n):
+    """n independent SeedStreams seeded from a tf.random.Generator (one state bump)."""
+    seeds_2xn = generator.make_seeds(n)
+    return [SeedStream(seeds_2xn[:, i]) for i in range(n)]
 
 
 class DiagonalGaussian(collections.namedtuple("DiagonalGaussian", "mean logvar")):

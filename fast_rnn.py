@@ -1,217 +1,307 @@
-"""LFADS's recurrences as fused GRU ops with hand-written backward passes.
+"""LFADS's recurrences as in-graph loops with hand-written backward passes.
 
-Why this file exists: on a CPU, a TensorFlow while loop pays a fixed cost for every
-op of every time step, and the automatic gradient of a loop stacks every
-intermediate and accumulates weight gradients step by step. LFADS's GRUs are small
-(tens to hundreds of units), so that overhead, not arithmetic, dominated training.
-Here every GRU step is one `GRUBlockCell` op (TensorFlow's fused GRU kernel: both
-matmuls, gates and candidate in one op) and every backward step one
-`GRUBlockCellGrad` op; weight gradients are one matmul over all steps after the
-loop. The functions take and return plain tensors (no variables), time-major.
+Why this file exists: on a CPU, the automatic gradient of a TensorFlow while loop
+stacks every intermediate, accumulates the weight gradients step by step and pays a
+fixed cost for every op of every step. LFADS's GRUs are small (tens to hundreds of
+units), so that overhead, not arithmetic, dominated training. Here:
+  * everything a step's input contributes that does not depend on the loop (an
+    encoder's data, the controller's encoder outputs, external inputs, biases) is
+    projected for all steps at once by the caller, as one large matmul;
+  * a step does one matmul for the gates and one for the candidate (oneDNN matmuls:
+    measured faster here than TensorFlow's fused GRUBlockCell, whose Eigen kernels
+    do not use this CPU's AVX-512);
+  * the backward pass is a hand-written loop, and the weight gradients are one
+    matmul over all steps after it;
+  * loop inputs are read with one gather per step (no up-front unstacking).
 
-The GRU of GRUBlockCell, with x_h = [x, h] and W, b in that row order:
-    [r, u] = sigmoid(x_h W_ru + b_ru)          (LFADS adds forget bias 1 to b_u)
-    c      = tanh([x, r*h] W_c + b_c)
-    h'     = u*h + (1-u)*c,   then LFADS clips: h' <- clip(h', -clip, clip)
-This is exactly the original's GRU (joint [x,h] matrix, spec §4.2) and, with
-W = [W_x; W_h], its GenGRU (inputs without bias, §4.3). lfads.py keeps a plain
-element-wise version of both cells; tests check these functions against it.
+The GRU, with z the part of the input computed inside the loop (may be absent),
+xp_ru / xp_c the precomputed rest (input projection plus biases, the forget bias
+folded into the update half):
+    [r, u] = sigmoid(xp_ru + [z, h] W_ru)
+    c      = tanh(xp_c + [z, r*h] W_c)
+    h'     = clip(u*h + (1-u)*c, -clip, clip)       (computed as c + u*(h - c))
+This is the original's GRU (§4.2) and GenGRU (§4.3) with their weight matrices
+split by rows. lfads.py keeps plain element-wise cells with automatic gradients as
+the reference; tests compare the two. Functions take time-major tensors [T, B, .].
 """
 import tensorflow as tf
 
 
-def _zeros_if_none(grads, like):
-    return [tf.zeros_like(y) if g is None else g for g, y in zip(grads, like)]
+def _at(x, t, state_rank):
+    """Step t of a precomputed input, or a bias as it is.
 
-
-def _weight_grads(x_tbk, h_prev_tbn, r_tbn, d_rubar_tbx2n, d_cbar_tbn):
-    """Gradients of W_ru, W_c, b_ru, b_c of one GRUBlockCell summed over T and B."""
-    n = h_prev_tbn.shape[-1]
-    k = x_tbk.shape[-1]
-    xh = tf.reshape(tf.concat([x_tbk, h_prev_tbn], -1), [-1, k + n])
-    xrh = tf.reshape(tf.concat([x_tbk, r_tbn * h_prev_tbn], -1), [-1, k + n])
-    d_rubar = tf.reshape(d_rubar_tbx2n, [-1, 2 * n])
-    d_cbar = tf.reshape(d_cbar_tbn, [-1, n])
-    return (tf.matmul(xh, d_rubar, transpose_a=True),
-            tf.matmul(xrh, d_cbar, transpose_a=True),
-            tf.reduce_sum(d_rubar, 0), tf.reduce_sum(d_cbar, 0))
-
-
-def _gru_step(x, h, w_ru, w_c, b_ru, b_c, clip):
-    """One fused GRU step; returns (clipped h', r, u, c, clip mask)."""
-    r, u, c, h_new = tf.raw_ops.GRUBlockCell(x=x, h_prev=h, w_ru=w_ru, w_c=w_c,
-                                             b_ru=b_ru, b_c=b_c)
-    # clip_by_value's gradient passes where min <= h' <= max
-    mask = tf.cast(tf.abs(h_new) <= clip, h_new.dtype)
-    return tf.clip_by_value(h_new, -clip, clip), r, u, c, mask
-
-
-def _gru_grad(x, h_prev, w_ru, w_c, b_ru, b_c, r, u, c, mask, d_h):
-    """Backward of `_gru_step`: returns (d_x, d_h_prev, d_cbar, d_rubar)."""
-    return tf.raw_ops.GRUBlockCellGrad(x=x, h_prev=h_prev, w_ru=w_ru, w_c=w_c, b_ru=b_ru,
-                                       b_c=b_c, r=r, u=u, c=c, d_h=d_h * mask)
-
-
-def gru_sequences(x_list, h0_list, w_ru_list, w_c_list, b_ru_list, b_c_list, clip):
-    """Independent GRUs over time in one loop; each cell has its own input.
-
-    x_list: [T, B, k_i] inputs; h0_list: [B, n_i]; w_ru [k+n, 2n]; w_c [k+n, n];
-    b_ru [2n] (forget bias included); b_c [n]. Returns a list of [T, B, n_i] states.
+    With states [B, n] (state_rank 2) inputs are [T, B, m] or biases [m]; with
+    stacked states [k, B, n] they are [k, T, B, m] or biases [k, 1, m].
     """
-    m = len(x_list)
-    args = list(x_list) + list(h0_list) + list(w_ru_list) + list(w_c_list) \
-        + list(b_ru_list) + list(b_c_list)
+    if x.shape.rank == state_rank + 1:
+        return tf.gather(x, t, axis=x.shape.rank - 3)
+    return x
 
+
+def _grad_of_input(d_txx, x, state_rank):
+    """The gradient of a precomputed input (see `_at`) from its per-step gradients
+    d [T, B, m] or [T, k, B, m]: transposed to x's layout, or summed for a bias."""
+    if x.shape.rank == state_rank + 1:
+        return d_txx if state_rank == 2 else tf.transpose(d_txx, [1, 0, 2, 3])
+    return tf.reshape(tf.reduce_sum(d_txx, [0, state_rank - 1]), tf.shape(x))
+
+
+def num_steps_of(x_txbxk):
+    """T of a time-major tensor: a Python int when static (keeps outputs' shapes)."""
+    return x_txbxk.shape[0] if x_txbxk.shape[0] is not None else tf.shape(x_txbxk)[0]
+
+
+def _loop(num_steps, body, carry, output_shapes, reverse=False):
+    """Runs carry, outs = body(t, carry) for t = 0..T-1 (or T-1..0), in the graph.
+
+    Returns (final carry, [stacked outputs, each [T, ...]] in time order).
+    """
+    tas = [tf.TensorArray(tf.float32, size=num_steps, element_shape=s)
+           for s in output_shapes]
+
+    def loop_body(i, carry, tas):
+        t = num_steps - 1 - i if reverse else i
+        carry, outs = body(t, carry)
+        return i + 1, carry, [ta.write(t, o) for ta, o in zip(tas, outs)]
+
+    _, carry, tas = tf.while_loop(lambda i, *_: i < num_steps, loop_body,
+                                  (tf.constant(0), carry, tas))
+    return carry, [ta.stack() for ta in tas]
+
+
+def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
+    """One GRU step; returns (clipped h', [r, u] as one [..., 2n] tensor, c).
+
+    States h [B, n] with weights [kz + n, 2n] etc., or k stacked cells: h [k, B, n],
+    weights [k, kz + n, 2n] (batched matmuls).
+    """
+    zh = h if z is None else tf.concat([z, h], -1)
+    ru = tf.sigmoid(xp_ru + tf.matmul(zh, w_ru))
+    r, u = tf.split(ru, 2, axis=-1)
+    rh = r * h
+    zrh = rh if z is None else tf.concat([z, rh], -1)
+    c = tf.tanh(xp_c + tf.matmul(zrh, w_c))
+    return tf.clip_by_value(c + u * (h - c), -clip, clip), ru, c
+
+
+def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
+    """Backward of `_cell_forward` given g = dL/dh' (already through the clip).
+
+    Returns (dL/dh, dL/dz or None, dL/d a_ru [..., 2n], dL/d a_c [..., n]), where
+    a_ru, a_c are the gate and candidate pre-activations.
+    """
+    r, u = tf.split(ru, 2, axis=-1)
+    d_ac = g * (1.0 - u) * (1.0 - tf.square(c))
+    d_zrh = tf.matmul(d_ac, w_c, transpose_b=True)
+    d_z = None
+    if kz:
+        d_z, d_rh = tf.split(d_zrh, [kz, -1], axis=-1)
+    else:
+        d_rh = d_zrh
+    d_aru = tf.concat([d_rh * h, g * (h - c)], -1) * ru * (1.0 - ru)
+    d_zh = tf.matmul(d_aru, w_ru, transpose_b=True)
+    if kz:
+        d_z_ru, d_zh = tf.split(d_zh, [kz, -1], axis=-1)
+        d_z += d_z_ru
+    return g * u + d_rh * r + d_zh, d_z, d_aru, d_ac
+
+
+def _unclipped(hs_tbn, clip):
+    """1 where a clipped state passed its gradient (|h| < clip), else 0.
+
+    From the clipped states alone: a state held at +-clip was clipped (gradient 0);
+    one that landed exactly on +-clip unclipped (gradient 1) has probability zero.
+    """
+    return tf.cast(tf.abs(hs_tbn) < clip, hs_tbn.dtype)
+
+
+def _previous(h0_bxn, hs_tbn):
+    """[h0, h_0, ..., h_{T-2}]: the state each step started from."""
+    return tf.concat([h0_bxn[None], hs_tbn[:-1]], 0)
+
+
+def _weight_grads(z_txk, h_prev_txn, ru_txx2n, d_aru_txx2n, d_ac_txn):
+    """Gradients of W_ru = [W_z; W_h] and W_c summed over all steps and trials.
+
+    Time-major [T, B, .] tensors give [kz + n, .] gradients; stacked cells
+    [T, k, B, .] give [k, kz + n, .].
+    """
+    r = tf.split(ru_txx2n, 2, axis=-1)[0]
+    zh, zrh = h_prev_txn, r * h_prev_txn
+    if z_txk is not None:
+        zh, zrh = tf.concat([z_txk, zh], -1), tf.concat([z_txk, zrh], -1)
+    def rows(x):
+        """[T, B, m] -> [T*B, m]; stacked [T, k, B, m] -> [k, T*B, m]."""
+        if x.shape.rank == 4:
+            x = tf.transpose(x, [1, 0, 2, 3])
+            return tf.reshape(x, [x.shape[0], -1, x.shape[-1]])
+        return tf.reshape(x, [-1, x.shape[-1]])
+
+    # (tf.einsum would do the same, several times slower on this CPU)
+    return (tf.matmul(rows(zh), rows(d_aru_txx2n), transpose_a=True),
+            tf.matmul(rows(zrh), rows(d_ac_txn), transpose_a=True))
+
+
+def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
+    """k independent GRUs of one size over time, stacked: one loop, batched matmuls.
+
+    xp_ru [k, T, B, 2n], xp_c [k, T, B, n]: precomputed inputs with biases (or, for
+    cells without input, the biases [k, 1, 2n], [k, 1, n]); h0 [k, B, n];
+    w_ru [k, n, 2n], w_c [k, n, n] recurrent weights.
+    Returns (states [T, k, B, n], final states [k, B, n]).
+    """
     @tf.custom_gradient
-    def run(*args):
-        xs, h0, w_ru, w_c, b_ru, b_c = (args[i * m:(i + 1) * m] for i in range(6))
+    def run(xp_ru, xp_c, h0, w_ru, w_c):
 
-        def step(carry, x_t):
-            outs = tuple(_gru_step(x_t[i], carry[0][i], w_ru[i], w_c[i], b_ru[i], b_c[i],
-                                   clip) for i in range(m))
-            return tuple(tuple(o[j] for o in outs) for j in range(5))
+        def step(t, h):
+            h, ru, c = _cell_forward(_at(xp_ru, t, 3), _at(xp_c, t, 3), None, h, w_ru,
+                                     w_c, clip)
+            return h, [h, ru, c]
 
-        zeros = tuple(tf.zeros_like(h) for h in h0)
-        hs, rs, us, cs, masks = tf.scan(step, tuple(xs),
-                                        initializer=(tuple(h0),) + (zeros,) * 4)
+        shape = h0.shape
+        h_final, (hs, rus, cs) = _loop(num_steps, step, h0,
+                                       [shape, shape[:2] + [2 * shape[2]], shape])
 
-        def grad(*d_hs):
-            d_hs = _zeros_if_none(d_hs, hs)
-            h_prev = [tf.concat([h0[i][None], hs[i][:-1]], 0) for i in range(m)]
+        def grad(d_hs, d_final):
+            d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
+            d_final = tf.zeros_like(h0) if d_final is None else d_final
+            h_prev = _previous(h0, hs)
+            masks = _unclipped(hs, clip)
 
-            def back(carry, e):
-                x_t, d_h, hp, r, u, c, mask = e
-                outs = [_gru_grad(x_t[i], hp[i], w_ru[i], w_c[i], b_ru[i], b_c[i], r[i],
-                                  u[i], c[i], mask[i], d_h[i] + carry[1][i])
-                        for i in range(m)]
-                return tuple(tuple(o[j] for o in outs) for j in (0, 1, 2, 3))
+            def back(t, d_h):
+                g = (tf.gather(d_hs, t) + d_h) * tf.gather(masks, t)
+                d_h_prev, _, d_aru, d_ac = _cell_backward(
+                    g, tf.gather(h_prev, t), tf.gather(rus, t), tf.gather(cs, t), w_ru, w_c,
+                    0)
+                return d_h_prev, [d_aru, d_ac]
 
-            init = (tuple(tf.zeros_like(x[0]) for x in xs), zeros, zeros,
-                    tuple(tf.concat([h, h], -1) for h in zeros))
-            d_x, d_hp, d_cbar, d_rubar = tf.scan(
-                back, (tuple(xs), tuple(d_hs), tuple(h_prev), rs, us, cs, masks),
-                initializer=init, reverse=True)
-            wg = [_weight_grads(xs[i], h_prev[i], rs[i], d_rubar[i], d_cbar[i])
-                  for i in range(m)]
-            return (list(d_x) + [d[0] for d in d_hp] + [g[0] for g in wg]
-                    + [g[1] for g in wg] + [g[2] for g in wg] + [g[3] for g in wg])
+            d_h0, (d_aru, d_ac) = _loop(num_steps, back, d_final,
+                                        [shape[:2] + [2 * shape[2]], shape], reverse=True)
+            d_w_ru, d_w_c = _weight_grads(None, h_prev, rus, d_aru, d_ac)
+            return (_grad_of_input(d_aru, xp_ru, 3), _grad_of_input(d_ac, xp_c, 3), d_h0,
+                    d_w_ru, d_w_c)
 
-        return list(hs), grad
+        return (hs, h_final), grad
 
-    return run(*args)
+    return run(xp_ru, xp_c, h0_kxbxn, w_ru, w_c)
 
 
-def controller_generator(ci_tbk, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_w, w_fac,
-                         clip, u_size, eps_tbu, gen_ext_tbi=None, fb_mask_tbf=None,
-                         gen_mask_tbg=None, use_mean=False):
+def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, gen_w,
+                         w_fac, clip, eps_tbu, fb_mask_tbf=None, gen_mask_tbg=None,
+                         use_mean=False):
     """The coupled controller -> inferred input -> generator -> factors loop (§4.8-4.9).
 
     At step t:
-        con_x = [ci_t, fb_{t-1} * fb_mask_t]       (fb_{-1} = fb0, fb_t = factors_t)
-        con_h = GRU_con(con_x, con_h);  [mean, logvar] = con_h W_co + b_co
+        z_con = fb_{t-1} * fb_mask_t                (fb_{-1} = fb0, fb_t = factors_t)
+        con_h = GRU_con(con_xp_t, z_con, con_h);  [mean, logvar] = con_h W_co + b_co
         u_t   = mean (use_mean) or mean + exp(logvar/2) * eps_t
-        gen_h = GRU_gen([u_t, ext_t], gen_h)
+        gen_h = GRU_gen(gen_xp_t, u_t, gen_h)
         factors_t = (gen_h * gen_mask_t) W_fac
-    ci_tbk: [T, B, k] controller inputs from the encoders (already dropped out);
-    fb0_bxf: [B, F] feedback before the first step (F may be 0: no feedback);
-    con_w, gen_w: (w_ru, w_c, b_ru, b_c) of the two fused GRUs; co_w: (W_co [C, 2U],
-    b_co [2U]); w_fac [G, F_out]; eps_tbu posterior noise; masks: inverted-dropout
-    multipliers or None. Returns time-major (gen_states, factors, u, mean, logvar).
+    con_xp, gen_xp: (xp_ru, xp_c) precomputed input parts ([T, B, .] or biases):
+      the controller's encoder inputs, the generator's external inputs;
+    fb0_bxf: [B, F] feedback before the first step (F = 0: no feedback);
+    con_w: (W_ru, W_c) with rows [fb; h]; gen_w: (W_ru, W_c) with rows [u; h];
+    co_w: (W_co [C, 2U], b_co [2U]); w_fac [G, F_out]; eps_tbu posterior noise;
+    masks: inverted-dropout multipliers or None.
+    Returns time-major (gen_states, factors, u, mean, logvar).
     Only factor feedback is handled here (F == F_out or F == 0); rate feedback uses
     the element-wise reference loop in lfads.py.
     """
-    U = u_size
-    F_fb = fb0_bxf.shape[-1]
-    k = ci_tbk.shape[-1]
-    T = tf.shape(ci_tbk)[0]
-    B = tf.shape(ci_tbk)[1]
-    if gen_ext_tbi is None:
-        gen_ext_tbi = tf.zeros(tf.stack([T, B, 0]))
-    if fb_mask_tbf is None:
-        fb_mask_tbf = tf.ones(tf.stack([T, B, F_fb]))
-    if gen_mask_tbg is None:
-        gen_mask_tbg = tf.ones_like(ci_tbk[:, :, :1])  # broadcasts over G
+    U = eps_tbu.shape[-1]
+    F = fb0_bxf.shape[-1]
+    num_steps = num_steps_of(eps_tbu)
 
     @tf.custom_gradient
-    def run(ci, fb0, con_h0, gen_h0, cw_ru, cw_c, cb_ru, cb_c, w_co, b_co,
-            gw_ru, gw_c, gb_ru, gb_c, w_fac):
+    def run(con_xp_ru, con_xp_c, fb0, con_h0, gen_h0, con_w_ru, con_w_c, w_co, b_co,
+            gen_xp_ru, gen_xp_c, gen_w_ru, gen_w_c, w_fac):
 
-        def step(carry, e):
-            con_h, gen_h, fb = carry[:3]
-            ci_t, fb_mask_t, eps_t, ext_t, gmask_t = e
-            con_x = tf.concat([ci_t, fb * fb_mask_t], -1)
-            con_h, cr, cu, cc, cm = _gru_step(con_x, con_h, cw_ru, cw_c, cb_ru, cb_c, clip)
+        def step(t, carry):
+            con_h, gen_h, fb = carry
+            z_con = None
+            if F:
+                z_con = fb if fb_mask_tbf is None else fb * tf.gather(fb_mask_tbf, t)
+            con_h, con_ru, con_c = _cell_forward(_at(con_xp_ru, t, 2), _at(con_xp_c, t, 2),
+                                                 z_con, con_h, con_w_ru, con_w_c, clip)
             co = tf.matmul(con_h, w_co) + b_co
-            mean, logvar = co[:, :U], co[:, U:]
-            u = mean if use_mean else mean + tf.exp(0.5 * logvar) * eps_t
-            gen_x = tf.concat([u, ext_t], -1)
-            gen_h, gr, gu, gc, gm = _gru_step(gen_x, gen_h, gw_ru, gw_c, gb_ru, gb_c, clip)
-            fac = tf.matmul(gen_h * gmask_t, w_fac)
-            fb_new = fac if F_fb > 0 else fb
-            return (con_h, gen_h, fb_new, fac, u, mean, logvar,
-                    cr, cu, cc, cm, gr, gu, gc, gm)
+            mean, logvar = tf.split(co, 2, axis=1)
+            u = mean if use_mean else mean + tf.exp(0.5 * logvar) * tf.gather(eps_tbu, t)
+            gen_h, gen_ru, gen_c = _cell_forward(_at(gen_xp_ru, t, 2), _at(gen_xp_c, t, 2), u,
+                                                 gen_h, gen_w_ru, gen_w_c, clip)
+            gen_do = gen_h if gen_mask_tbg is None else gen_h * tf.gather(gen_mask_tbg, t)
+            fac = tf.matmul(gen_do, w_fac)
+            return ((con_h, gen_h, fac if F else fb),
+                    [con_h, con_ru, con_c, co, u, gen_h, gen_ru, gen_c, fac])
 
-        zc, zg = tf.zeros_like(con_h0), tf.zeros_like(gen_h0)
-        zu = tf.zeros(tf.stack([B, U]))
-        init = (con_h0, gen_h0, fb0, tf.zeros(tf.stack([B, w_fac.shape[-1]])), zu, zu, zu,
-                zc, zc, zc, zc, zg, zg, zg, zg)
-        elems = (ci, fb_mask_tbf, eps_tbu, gen_ext_tbi, gen_mask_tbg)
-        (con_hs, gen_hs, _, facs, us, means, logvars,
-         crs, cus, ccs, cms, grs, gus, gcs, gms) = tf.scan(step, elems, initializer=init)
+        b = con_h0.shape[:1]
+        C, G = con_h0.shape[1], gen_h0.shape[1]
+        shapes = [b + [C], b + [2 * C], b + [C], b + [2 * U], b + [U], b + [G],
+                  b + [2 * G], b + [G], b + [w_fac.shape[1]]]
+        _, (con_hs, con_rus, con_cs, cos, us, gen_hs, gen_rus, gen_cs, facs) = _loop(
+            num_steps, step, (con_h0, gen_h0, fb0), shapes)
+        means, logvars = tf.split(cos, 2, axis=2)
 
         def grad(d_gen, d_fac, d_u, d_mean, d_logvar):
-            d_gen, d_fac, d_u, d_mean, d_logvar = _zeros_if_none(
-                (d_gen, d_fac, d_u, d_mean, d_logvar), (gen_hs, facs, us, means, logvars))
-            con_prev = tf.concat([con_h0[None], con_hs[:-1]], 0)
-            gen_prev = tf.concat([gen_h0[None], gen_hs[:-1]], 0)
-            fb_prev = tf.concat([fb0[None], facs[:-1]], 0) if F_fb > 0 \
-                else tf.zeros(tf.stack([T, B, 0]))
-            con_xs = tf.concat([ci, fb_prev * fb_mask_tbf], -1)
-            gen_xs = tf.concat([us, gen_ext_tbi], -1)
-            std_eps = 0.5 * tf.exp(0.5 * logvars) * eps_tbu
-            w_co_t = tf.transpose(w_co)
+            d_gen, d_fac, d_u, d_mean, d_logvar = [
+                tf.zeros_like(x) if d is None else d for d, x in
+                zip((d_gen, d_fac, d_u, d_mean, d_logvar), (gen_hs, facs, us, means,
+                                                            logvars))]
+            d_co_out = tf.concat([d_mean, d_logvar], -1)
+            con_prev, gen_prev = _previous(con_h0, con_hs), _previous(gen_h0, gen_hs)
+            con_mask, gen_mask = _unclipped(con_hs, clip), _unclipped(gen_hs, clip)
+            # d u / d logvar = exp(logvar/2) * eps / 2
+            du_dlogvar = None if use_mean else 0.5 * tf.exp(0.5 * logvars) * eps_tbu
             w_fac_t = tf.transpose(w_fac)
 
-            def back(carry, e):
-                g_con, g_gen, g_fb = carry[:3]
-                (d_gen_t, d_fac_t, d_u_t, d_mean_t, d_logvar_t, gen_x, gen_hp, gr, gu, gc,
-                 gm, con_x, con_hp, cr, cu, cc, cm, gmask, fb_mask, se) = e
-                g_fac = d_fac_t + g_fb if F_fb > 0 else d_fac_t
-                g_gen = d_gen_t + g_gen + tf.matmul(g_fac, w_fac_t) * gmask
-                dgx, dgh, dg_cbar, dg_rubar = _gru_grad(gen_x, gen_hp, gw_ru, gw_c, gb_ru,
-                                                         gb_c, gr, gu, gc, gm, g_gen)
-                g_u = d_u_t + dgx[:, :U]
-                g_mean = d_mean_t + g_u
-                g_logvar = d_logvar_t if use_mean else d_logvar_t + g_u * se
-                g_co = tf.concat([g_mean, g_logvar], -1)
-                g_con = g_con + tf.matmul(g_co, w_co_t)
-                dcx, dch, dc_cbar, dc_rubar = _gru_grad(con_x, con_hp, cw_ru, cw_c, cb_ru,
-                                                         cb_c, cr, cu, cc, cm, g_con)
-                g_fb_prev = dcx[:, k:] * fb_mask
-                return (dch, dgh, g_fb_prev, dcx[:, :k], g_fac, g_co,
-                        dg_cbar, dg_rubar, dc_cbar, dc_rubar)
+            def back(t, carry):
+                g_con, g_gen, g_fb = carry
+                g_fac = tf.gather(d_fac, t) + g_fb if F else tf.gather(d_fac, t)
+                g_gen_do = tf.matmul(g_fac, w_fac_t)
+                if gen_mask_tbg is not None:
+                    g_gen_do *= tf.gather(gen_mask_tbg, t)
+                g = (tf.gather(d_gen, t) + g_gen + g_gen_do) * tf.gather(gen_mask, t)
+                d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
+                    g, tf.gather(gen_prev, t), tf.gather(gen_rus, t), tf.gather(gen_cs, t),
+                    gen_w_ru, gen_w_c, U)
+                g_u = tf.gather(d_u, t) + d_u_gen
+                g_logvar = tf.zeros_like(g_u) if use_mean \
+                    else g_u * tf.gather(du_dlogvar, t)
+                g_co = tf.gather(d_co_out, t) + tf.concat([g_u, g_logvar], 1)
+                g = (g_con + tf.matmul(g_co, w_co, transpose_b=True)) * tf.gather(con_mask,
+                                                                                   t)
+                d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
+                    g, tf.gather(con_prev, t), tf.gather(con_rus, t), tf.gather(con_cs, t),
+                    con_w_ru, con_w_c, F)
+                g_fb_prev = g_fb
+                if F:
+                    g_fb_prev = d_z_con if fb_mask_tbf is None \
+                        else d_z_con * tf.gather(fb_mask_tbf, t)
+                return ((d_con_prev, d_gen_prev, g_fb_prev),
+                        [d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_fac, g_co])
 
-            zero_co = tf.zeros(tf.stack([B, 2 * U]))
-            init_b = (zc, zg, tf.zeros_like(fb0), ci[0] * 0.0, facs[0] * 0.0, zero_co,
-                      zg, tf.concat([zg, zg], -1), zc, tf.concat([zc, zc], -1))
-            elems_b = (d_gen, d_fac, d_u, d_mean, d_logvar, gen_xs, gen_prev, grs, gus, gcs,
-                       gms, con_xs, con_prev, crs, cus, ccs, cms, gen_mask_tbg, fb_mask_tbf,
-                       std_eps)
-            (g_con0, g_gen0, g_fb0, d_ci, g_facs, g_cos, dg_cbar, dg_rubar, dc_cbar,
-             dc_rubar) = tf.scan(back, elems_b, initializer=init_b, reverse=True)
-            d_cw = _weight_grads(con_xs, con_prev, crs, dc_rubar, dc_cbar)
-            d_gw = _weight_grads(gen_xs, gen_prev, grs, dg_rubar, dg_cbar)
-            C = con_h0.shape[-1]
+            d_shapes = [b + [2 * C], b + [C], b + [2 * G], b + [G], b + [w_fac.shape[1]],
+                        b + [2 * U]]
+            (d_con_h0, d_gen_h0, d_fb0), (d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_facs,
+                                          g_cos) = _loop(
+                num_steps, back, (tf.zeros_like(con_h0), tf.zeros_like(gen_h0),
+                                  tf.zeros_like(fb0)), d_shapes, reverse=True)
+            z_con = None
+            if F:
+                z_con = tf.concat([fb0[None], facs[:-1]], 0)
+                if fb_mask_tbf is not None:
+                    z_con *= fb_mask_tbf
+            d_con_w = _weight_grads(z_con, con_prev, con_rus, d_con_aru, d_con_ac)
+            d_gen_w = _weight_grads(us, gen_prev, gen_rus, d_gen_aru, d_gen_ac)
             d_w_co = tf.matmul(tf.reshape(con_hs, [-1, C]), tf.reshape(g_cos, [-1, 2 * U]),
                                transpose_a=True)
-            d_b_co = tf.reduce_sum(g_cos, [0, 1])
-            G = gen_h0.shape[-1]
-            gen_do = tf.reshape(gen_hs * gen_mask_tbg, [-1, G])
-            d_w_fac = tf.matmul(gen_do, tf.reshape(g_facs, [-1, w_fac.shape[-1]]),
-                                transpose_a=True)
-            return ([d_ci, g_fb0[0], g_con0[0], g_gen0[0]]
-                    + list(d_cw) + [d_w_co, d_b_co] + list(d_gw) + [d_w_fac])
+            gen_do = gen_hs if gen_mask_tbg is None else gen_hs * gen_mask_tbg
+            d_w_fac = tf.matmul(tf.reshape(gen_do, [-1, G]),
+                                tf.reshape(g_facs, [-1, w_fac.shape[1]]), transpose_a=True)
+            return [_grad_of_input(d_con_aru, con_xp_ru, 2), _grad_of_input(d_con_ac, con_xp_c, 2), d_fb0,
+                    d_con_h0, d_gen_h0, d_con_w[0], d_con_w[1], d_w_co,
+                    tf.reduce_sum(g_cos, [0, 1]), _grad_of_input(d_gen_aru, gen_xp_ru, 2),
+                    _grad_of_input(d_gen_ac, gen_xp_c, 2), d_gen_w[0], d_gen_w[1], d_w_fac]
 
         return (gen_hs, facs, us, means, logvars), grad
 
-    return run(ci_tbk, fb0_bxf, con_h0, gen_h0, *con_w, *co_w, *gen_w, w_fac)
+    return run(con_xp[0], con_xp[1], fb0_bxf, con_h0, gen_h0, con_w[0], con_w[1],
+               co_w[0], co_w[1], gen_xp[0], gen_xp[1], gen_w[0], gen_w[1], w_fac)

@@ -117,8 +117,8 @@ class EncoderGRU(tf.Module):
     def input_projection(self, x_bxtxk):
         """The state-independent part of both matmuls for all steps at once.
 
-        Returns ([B, T, 2n] gate pre-activations with biases and forget bias folded
-        in, [B, T, n] candidate pre-activations with bias).
+        x [..., k] -> ([..., 2n] gate pre-activations with biases and forget bias
+        folded in, [..., n] candidate pre-activations with bias).
         """
         bias_ru = _with_forget_bias(self.gates.b, self.forget_bias)
         x_ru = _matmul_last(x_bxtxk, self.gates.W[:self.n_in]) + bias_ru
@@ -127,11 +127,6 @@ class EncoderGRU(tf.Module):
 
     def recurrent_weights(self):
         return self.gates.W[self.n_in:], self.candidate.W[self.n_in:]
-
-    def block_weights(self):
-        """(W_ru, W_c, b_ru, b_c) for fast_rnn's fused GRU (forget bias folded in)."""
-        b_ru = _with_forget_bias(self.gates.b, self.forget_bias)[0]
-        return self.gates.W, self.candidate.W, b_ru, self.candidate.b[0]
 
     def step(self, h, x_ru, x_c, w_h_ru, w_h_c):
         n = self.n_units
@@ -169,13 +164,25 @@ class GenGRU(tf.Module):
     def l2_variables(self):
         return [self.h_2_ru.W, self.h_2_ru.b, self.rh_2_c.W, self.rh_2_c.b]
 
-    def block_weights(self):
-        """(W_ru, W_c, b_ru, b_c) for fast_rnn's fused GRU: W = [W_x; W_h] stacked."""
+    def fused_inputs(self, x_pre, pre_rows, loop_rows):
+        """Inputs and weights for fast_rnn, the input x split by its rows (slices).
+
+        Rows `pre_rows` arrive before the loop as x_pre [..., k] (or None) and are
+        projected here for all steps at once, with the biases: returns
+        (xp_ru [..., 2n], xp_c [..., n]), or the two bias vectors without x_pre.
+        Rows `loop_rows` are computed inside the loop: returns their weights stacked
+        on the recurrent ones, (W_ru [kz + n, 2n], W_c [kz + n, n]).
+        """
+        b_ru, b_c = self.recurrent_bias()[0], self.rh_2_c.b[0]
+        xp = (b_ru, b_c)
+        if x_pre is not None:
+            xp = (_matmul_last(x_pre, self.x_2_ru.W[pre_rows]) + b_ru,
+                  _matmul_last(x_pre, self.x_2_c.W[pre_rows]) + b_c)
         w_ru, w_c = self.h_2_ru.W, self.rh_2_c.W
-        if self.n_in > 0:
-            w_ru = tf.concat([self.x_2_ru.W, w_ru], 0)
-            w_c = tf.concat([self.x_2_c.W, w_c], 0)
-        return w_ru, w_c, self.recurrent_bias()[0], self.rh_2_c.b[0]
+        if loop_rows.stop > loop_rows.start:
+            w_ru = tf.concat([self.x_2_ru.W[loop_rows], w_ru], 0)
+            w_c = tf.concat([self.x_2_c.W[loop_rows], w_c], 0)
+        return xp, (w_ru, w_c)
 
     def recurrent_bias(self):
         """[1, 2n] gate bias with the forget bias folded into the update half."""
@@ -191,20 +198,41 @@ class GenGRU(tf.Module):
 
 
 def run_encoders(cells_and_inputs):
-    """Runs several EncoderGRUs over time in ONE fused loop (fast_rnn).
+    """Runs EncoderGRUs over time (fast_rnn); cells of equal sizes, input lengths and
+    clip values run stacked in one loop (one batched matmul per step for all).
 
-    cells_and_inputs: list of (cell, x_bxtxk, h0_1xn). All x share B and T.
-    Returns a list of [B, T, n] state sequences (state after consuming step t).
+    cells_and_inputs: list of (cell, x_bxtxk, h0_1xn). Returns, in input order,
+    ([B, T, n] state sequences (state after consuming step t), [B, n] final states).
     """
-    batch = tf.shape(cells_and_inputs[0][1])[0]
-    xs, h0s, weights = [], [], []
-    for cell, x, h0 in cells_and_inputs:
-        xs.append(tf.transpose(x, [1, 0, 2]))
-        h0s.append(tf.tile(h0, tf.stack([batch, 1])))
-        weights.append(cell.block_weights())
-    states = fast_rnn.gru_sequences(xs, h0s, *[[w[j] for w in weights] for j in range(4)],
-                                    clip=cells_and_inputs[0][0].clip_value)
-    return [tf.transpose(s, [1, 0, 2]) for s in states]
+    groups = {}
+    for i, (cell, x, _) in enumerate(cells_and_inputs):
+        groups.setdefault((cell.n_units, cell.n_in, x.shape[1], cell.clip_value),
+                          []).append(i)
+    states, finals = {}, {}
+    for idx in groups.values():
+        cells = [cells_and_inputs[i][0] for i in idx]
+        x_ktbk = tf.stack([tf.transpose(cells_and_inputs[i][1], [1, 0, 2]) for i in idx])
+        k, T, n_in, n = len(idx), x_ktbk.shape[1], cells[0].n_in, cells[0].n_units
+        batch = tf.shape(x_ktbk)[2]
+        x_flat = tf.reshape(x_ktbk, [k, -1, n_in])
+
+        def project(ws, biases, width):
+            out = tf.matmul(x_flat, tf.stack(ws))
+            return tf.reshape(out, [k, T, batch, width]) + tf.stack(biases)[:, None]
+
+        xp_ru = project([c.gates.W[:n_in] for c in cells],
+                        [_with_forget_bias(c.gates.b, c.forget_bias) for c in cells], 2 * n)
+        xp_c = project([c.candidate.W[:n_in] for c in cells],
+                       [c.candidate.b for c in cells], n)
+        h0 = tf.stack([tf.tile(cells_and_inputs[i][2], tf.stack([batch, 1])) for i in idx])
+        w_ru = tf.stack([c.gates.W[n_in:] for c in cells])
+        w_c = tf.stack([c.candidate.W[n_in:] for c in cells])
+        hs_txkxbxn, final_kxbxn = fast_rnn.gru_stack(xp_ru, xp_c, h0, w_ru, w_c,
+                                                     cells[0].clip_value, T)
+        states.update(zip(idx, tf.unstack(tf.transpose(hs_txkxbxn, [1, 2, 0, 3]))))
+        finals.update(zip(idx, tf.unstack(final_kxbxn)))
+    order = range(len(cells_and_inputs))
+    return [states[i] for i in order], [finals[i] for i in order]
 
 
 def run_encoders_reference(cells_and_inputs):
@@ -220,8 +248,8 @@ def run_encoders_reference(cells_and_inputs):
             cell.step(h, xs[2 * i], xs[2 * i + 1], *weights[i])
             for i, ((cell, _, _), h) in enumerate(zip(cells_and_inputs, hs)))
 
-    states = tf.scan(step, elems, initializer=h0s)
-    return [tf.transpose(s, [1, 0, 2]) for s in states]
+    states = [tf.transpose(s, [1, 0, 2]) for s in tf.scan(step, elems, initializer=h0s)]
+    return states, [s[:, -1] for s in states]
 
 
 ModelOutput = collections.namedtuple("ModelOutput", [
@@ -475,15 +503,15 @@ class LFADS(tf.Module):
                 ic_jobs = [(self.ic_enc_fwd, ic_in, self.ic_enc_t0_fwd),
                            (self.ic_enc_rev, tf.reverse(ic_in, [1]), self.ic_enc_t0_rev)]
             run = run_encoders_reference if self.use_reference_rnn else run_encoders
-            if n_ic == T:  # share one loop with the CI encoders
-                states = run(jobs + ic_jobs)
-                ci_states, ic_states = states[:len(jobs)], states[len(jobs):]
-            else:
-                ci_states = run(jobs) if jobs else []
-                ic_states = run(ic_jobs) if ic_jobs else []
+            states, finals = [], []
+            for group in ([jobs + ic_jobs] if n_ic == T else [jobs, ic_jobs]):
+                if group:  # one loop for all encoders reading the same steps
+                    group_states, group_finals = run(group)
+                    states, finals = states + group_states, finals + group_finals
+            ci_states, ic_finals = states[:len(jobs)], finals[len(jobs):]
             if Z > 0:
                 # last forward state and last reverse state, both have seen 0..n-1
-                ic_enc = tf.concat([ic_states[0][:, -1], ic_states[1][:, -1]], axis=-1)
+                ic_enc = tf.concat(ic_finals, axis=-1)
                 if training:
                     ic_enc *= self._dropout_mask(rng, tf.shape(ic_enc), keep_prob)
                 ic_post = dist.DiagonalGaussian(
@@ -564,10 +592,12 @@ class LFADS(tf.Module):
             return x_bxtxe
         T = x_bxtxe.shape[1]
         lag = min(lag, T)
-        zeros = tf.zeros_like(x_bxtxe[:, :lag])
+        # tf.split, not slicing: the gradient of a slice is a slow StridedSliceGrad
         if forward:
-            return tf.concat([zeros, x_bxtxe[:, :T - lag]], axis=1)
-        return tf.concat([x_bxtxe[:, lag:], zeros], axis=1)
+            kept, dropped = tf.split(x_bxtxe, [T - lag, lag], axis=1)
+            return tf.concat([tf.zeros_like(dropped), kept], axis=1)
+        dropped, kept = tf.split(x_bxtxe, [lag, T - lag], axis=1)
+        return tf.concat([kept, tf.zeros_like(dropped)], axis=1)
 
     def _generator_loop(self, name, gen_ics, ci_bxtxe, gen_ext_bxtxi, rng, mode,
                         keep_prob, rows):
@@ -588,7 +618,7 @@ class LFADS(tf.Module):
             return self._generator_loop_reference(name, gen_ics, ci_bxtxe, gen_ext_bxtxi,
                                                   rng, mode, keep_prob, rows)
         w_fac = self.gen_2_fac.weight()
-        gen_w = self.generator.block_weights()
+        gen = self.generator
         clip = hps.cell_clip_value
 
         def time_major(x):
@@ -608,9 +638,13 @@ class LFADS(tf.Module):
                 parts.append(time_major(co))
             if ext is not None:
                 parts.append(ext)
-            gen_x = tf.concat(parts, -1) if parts else tf.zeros(tf.stack([T, rows, 0]))
-            gen_states = fast_rnn.gru_sequences([gen_x], [gen_ics], *[[w] for w in gen_w],
-                                                clip=clip)[0]
+            gen_x = tf.concat(parts, -1) if parts else None
+            xp, w = gen.fused_inputs(gen_x, slice(0, gen.n_in), slice(0, 0))
+            # one stacked cell: [T, B, m] -> [1, T, B, m], a bias [m] -> [1, 1, m]
+            xp = [x[None] if x.shape.rank == 3 else tf.reshape(x, [1, 1, -1]) for x in xp]
+            gen_states, _ = fast_rnn.gru_stack(xp[0], xp[1], gen_ics[None], w[0][None],
+                                               w[1][None], clip, T)
+            gen_states = tf.squeeze(gen_states, 1)
             gen_do = gen_states if gen_mask is None else gen_states * gen_mask
             factors = _matmul_last(time_major(gen_do), w_fac)
             return time_major(gen_states), factors, co, None, None, None
@@ -633,10 +667,12 @@ class LFADS(tf.Module):
         co_w = (tf.concat([self.co_post_mean.W, self.co_post_logvar.W], axis=1),
                 tf.concat([self.co_post_mean.b, self.co_post_logvar.b], axis=1)[0])
         con_h0 = tf.tile(self.con_c0, tf.stack([rows, 1]))
+        con_xp, con_w = con.fused_inputs(time_major(ci), slice(0, k),
+                                         slice(k, k + self.feedback_dim))
+        gen_xp, gen_w = gen.fused_inputs(ext, slice(U, gen.n_in), slice(0, U))
         outs = fast_rnn.controller_generator(
-            time_major(ci), fb0, con_h0, gen_ics, con.block_weights(), co_w, gen_w, w_fac,
-            clip, U, eps, gen_ext_tbi=ext, fb_mask_tbf=fb_mask, gen_mask_tbg=gen_mask,
-            use_mean=mode == "posterior_mean")
+            con_xp, fb0, con_h0, gen_ics, con_w, co_w, gen_xp, gen_w, w_fac, clip, eps,
+            fb_mask_tbf=fb_mask, gen_mask_tbg=gen_mask, use_mean=mode == "posterior_mean")
         gen_states, factors, co, co_mean, co_logvar = [time_major(x) for x in outs]
         return gen_states, factors, co, co_mean, co_logvar, time_major(eps)
 

@@ -17,6 +17,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+import distributions
 import lfads
 import utils
 
@@ -232,6 +233,35 @@ def write_hps_file(hps, save_dir, step):
 
 
 # ------------------------------------------------------------------ compiled steps
+TRAIN_BATCH_PARTS = 2
+
+
+def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, keep_prob,
+                       n_parts):
+    """Batch sums of the training costs, the batch run as n_parts independent parts."""
+    batch = tf.shape(data_bxtxd)[0]
+    sizes = [(batch + i) // n_parts for i in range(n_parts)]
+
+    def split(x):
+        if x is None:
+            return [None] * n_parts
+        if n_parts == 1:
+            return [x]
+        return [tf.ensure_shape(part, [None] + x.shape[1:]) for part in tf.split(x, sizes)]
+
+    datas, exts = split(data_bxtxd), split(ext_bxtxi)
+    sums = {}
+    for data, ext, stream in zip(datas, exts, distributions.seed_streams(rng, n_parts)):
+        out = model.forward(name, data, ext, stream, "train", keep_prob=keep_prob)
+        costs = model.costs(out, state.global_step)
+        for key in ("total", "recon", "kl"):
+            sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
+        n = tf.cast(tf.shape(data)[0], tf.float32)
+        sums["corr"] = sums.get("corr", 0.0) + n * costs.corr
+        sums.update(l2=costs.l2, kl_weight=costs.kl_weight, l2_weight=costs.l2_weight)
+    return sums
+
+
 def make_train_step(bundle, hps, name):
     """Compiled training step for dataset `name`: forward, cost, clip, Adam, step+1.
 
@@ -242,13 +272,14 @@ def make_train_step(bundle, hps, name):
     train_vars = bundle.train_vars
     T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
     keep_prob = hps.keep_prob
+    n_parts = TRAIN_BATCH_PARTS
 
     def step_fn(data_bxtxd, ext_bxtxi):
         with tf.GradientTape() as tape:
-            out = model.forward(name, data_bxtxd, ext_bxtxi, rng, "train",
-                                keep_prob=keep_prob)
-            costs = model.costs(out, state.global_step)
-            total = tf.reduce_mean(costs.total)
+            sums = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
+                                      keep_prob, n_parts)
+            batch = tf.cast(tf.shape(data_bxtxd)[0], tf.float32)
+            total = sums["total"] / batch
         grads = tape.gradient(total, train_vars)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, train_vars)]
         grads, norm = tf.clip_by_global_norm(grads, hps.max_grad_norm)
@@ -264,10 +295,10 @@ def make_train_step(bundle, hps, name):
             return tf.constant(False)
 
         applied = tf.cond(ok, apply, skip)
-        return {"total": total, "recon": tf.reduce_mean(costs.recon),
-                "kl": tf.reduce_mean(costs.kl), "l2": costs.l2,
-                "kl_weight": costs.kl_weight, "l2_weight": costs.l2_weight,
-                "corr": costs.corr, "grad_norm": norm, "applied": applied}
+        return {"total": total, "recon": sums["recon"] / batch,
+                "kl": sums["kl"] / batch, "l2": sums["l2"],
+                "kl_weight": sums["kl_weight"], "l2_weight": sums["l2_weight"],
+                "corr": sums["corr"] / batch, "grad_norm": norm, "applied": applied}
 
     return _compile(step_fn, T, D, I)
 

@@ -234,7 +234,10 @@ def resumed(tmp_path_factory):
     """2 epochs, then restarted to 4 ('split'), and 4 epochs in one go ('whole')."""
     root = tmp_path_factory.mktemp("resume")
     td.write_dataset(root / "data", seed=3, n_train=48, n_valid=16)
-    common = ["--seed=5", "--learning_rate_n_to_compare=1"]
+    # The L2 penalty switches on at step 7 (epoch 2, the first after the restart) with
+    # a large scale, so epoch 2 surely costs more than epoch 1 whatever the draws.
+    common = ["--seed=5", "--learning_rate_n_to_compare=1", "--l2_start_step=6",
+              "--l2_increase_steps=1", "--l2_gen_scale=20000"]
     res = {"root": root, "data_dir": str(root / "data")}
     res["split_flags"] = fast_flags(root / "data", root / "split") + common
     res["whole_flags"] = fast_flags(root / "data", root / "whole") + common
@@ -268,8 +271,8 @@ def test_resume_carries_learning_rate_and_plateau_history(resumed):
                                   whole.train_costs.numpy())
     assert resumed_state.learning_rate.numpy() == whole.learning_rate.numpy()
     # With --learning_rate_n_to_compare=1 the history keeps the last 2 entries. The
-    # first epoch after the restart costs more than epoch 1 before it (the KL ramp),
-    # so the carried history makes it decay the rate; a forgotten history could not.
+    # first epoch after the restart costs more than epoch 1 before it (the L2 switched
+    # on), so the carried history makes it decay the rate; a forgotten one could not.
     assert resumed["first_lr"] == np.float32(0.02)
     assert resumed["first_costs"].shape == (2,)
     assert resumed_state.learning_rate.numpy() == np.float32(0.02) * np.float32(0.95)
