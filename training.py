@@ -233,12 +233,18 @@ def write_hps_file(hps, save_dir, step):
 
 
 # ------------------------------------------------------------------ compiled steps
+# Parts a batch is split into (see _split_batch_costs); 2 measured fastest on 2 cores.
 TRAIN_BATCH_PARTS = 2
 
 
-def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, keep_prob,
+def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, keep_prob,
                        n_parts):
-    """Batch sums of the training costs, the batch run as n_parts independent parts."""
+    """Batch sums of the costs, the batch run as n_parts independent parts.
+
+    The parts share no ops (each draws from its own SeedStream), so TensorFlow runs
+    them in parallel, one per core: the recurrences are sequential in time and the
+    ops of one small GRU step cannot use two cores well, two halves of a batch can.
+    """
     batch = tf.shape(data_bxtxd)[0]
     sizes = [(batch + i) // n_parts for i in range(n_parts)]
 
@@ -252,7 +258,7 @@ def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, keep_prob
     datas, exts = split(data_bxtxd), split(ext_bxtxi)
     sums = {}
     for data, ext, stream in zip(datas, exts, distributions.seed_streams(rng, n_parts)):
-        out = model.forward(name, data, ext, stream, "train", keep_prob=keep_prob)
+        out = model.forward(name, data, ext, stream, mode, keep_prob=keep_prob)
         costs = model.costs(out, state.global_step)
         for key in ("total", "recon", "kl"):
             sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
@@ -277,7 +283,7 @@ def make_train_step(bundle, hps, name):
     def step_fn(data_bxtxd, ext_bxtxi):
         with tf.GradientTape() as tape:
             sums = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
-                                      keep_prob, n_parts)
+                                      "train", keep_prob, n_parts)
             batch = tf.cast(tf.shape(data_bxtxd)[0], tf.float32)
             total = sums["total"] / batch
         grads = tape.gradient(total, train_vars)
@@ -309,10 +315,10 @@ def make_eval_step(bundle, hps, name):
     T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
 
     def step_fn(data_bxtxd, ext_bxtxi):
-        out = model.forward(name, data_bxtxd, ext_bxtxi, rng, "posterior_sample")
-        costs = model.costs(out, state.global_step)
-        return {"total": tf.reduce_mean(costs.total),
-                "recon": tf.reduce_mean(costs.recon), "kl": tf.reduce_mean(costs.kl)}
+        sums = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
+                                  "posterior_sample", 1.0, TRAIN_BATCH_PARTS)
+        batch = tf.cast(tf.shape(data_bxtxd)[0], tf.float32)
+        return {key: sums[key] / batch for key in ("total", "recon", "kl")}
 
     return _compile(step_fn, T, D, I)
 
