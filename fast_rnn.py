@@ -24,6 +24,8 @@ This is the original's GRU (§4.2) and GenGRU (§4.3) with their weight matrices
 split by rows. lfads.py keeps plain element-wise cells with automatic gradients as
 the reference; tests compare the two. Functions take time-major tensors [T, B, .].
 """
+import collections
+
 import tensorflow as tf
 
 
@@ -51,22 +53,44 @@ def num_steps_of(x_txbxk):
     return x_txbxk.shape[0] if x_txbxk.shape[0] is not None else tf.shape(x_txbxk)[0]
 
 
-def _loop(num_steps, body, carry, output_shapes, reverse=False):
+def _loop(num_steps, body, carry, output_shapes, reverse=False, stack=True,
+          clip_masks=None):
     """Runs carry, outs = body(t, carry) for t = 0..T-1 (or T-1..0), in the graph.
 
-    Returns (final carry, [stacked outputs, each [T, ...]] in time order).
+    Returns (final carry, [stacked outputs, each [T, ...]] in time order), or with
+    stack=False the outputs' TensorArrays: a backward loop reads step t of those
+    with ta.read(t), which copies nothing (stacking copies every step, and a gather
+    from the stack copies it again).
+    clip_masks (a reverse loop only): `ClipMasks`; body is then called as
+    body(t, carry, masks) with the clip-gradient masks of step t (None: all ones).
     """
-    tas = [tf.TensorArray(tf.float32, size=num_steps, element_shape=s)
-           for s in output_shapes]
+    n_iterations = num_steps
+    if clip_masks is not None:
+        inner = body
+        if clip_masks.per_step is not None:
+            def body(t, carry):
+                return inner(t, carry, [tf.gather(m, t) for m in clip_masks.per_step])
+        else:  # steps T-1..1 need no masks: the loop stops before step 0
+            n_iterations = num_steps - 1
+
+            def body(t, carry):
+                return inner(t, carry, None)
+    # clear_after_read=False: read in the backward loop, then stacked (eager mode
+    # would otherwise empty an element on reading it)
+    tas = [tf.TensorArray(tf.float32, size=num_steps, element_shape=s,
+                          clear_after_read=False) for s in output_shapes]
 
     def loop_body(i, carry, tas):
         t = num_steps - 1 - i if reverse else i
         carry, outs = body(t, carry)
         return i + 1, carry, [ta.write(t, o) for ta, o in zip(tas, outs)]
 
-    _, carry, tas = tf.while_loop(lambda i, *_: i < num_steps, loop_body,
+    _, carry, tas = tf.while_loop(lambda i, *_: i < n_iterations, loop_body,
                                   (tf.constant(0), carry, tas))
-    return carry, [ta.stack() for ta in tas]
+    if clip_masks is not None and clip_masks.per_step is None:
+        carry, outs = inner(0, carry, clip_masks.first)
+        tas = [ta.write(0, o) for ta, o in zip(tas, outs)]
+    return carry, [ta.stack() for ta in tas] if stack else tas
 
 
 def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
@@ -106,18 +130,26 @@ def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
     return g * u + d_rh * r + d_zh, d_z, d_aru, d_ac
 
 
-def _unclipped(hs_tbn, clip):
-    """1 where a clipped state passed its gradient (|h| < clip), else 0.
+ClipMasks = collections.namedtuple("ClipMasks", "per_step first")
 
-    From the clipped states alone: a state held at +-clip was clipped (gradient 0);
-    one that landed exactly on +-clip unclipped (gradient 1) has probability zero.
+
+def clip_masks(clip, *hs_txx):
+    """Where the state clip passed gradients, for a backward loop (see `_loop`).
+
+    A mask is 1 where |h| < clip, 0 where the state was clipped (from the clipped
+    states alone; a state that landed exactly on +-clip unclipped has probability
+    zero). A GRU's new state is a convex combination of its old state and
+    tanh(.) in (-1, 1), so with clip >= 1 a state that starts within [-clip, clip]
+    stays there: only step 0, from an initial state beyond the clip, can clip. Then
+    only step 0 needs masks (`first`) and the loop over the other steps runs without
+    them; otherwise `per_step` holds the masks of all steps [T, ...].
     """
-    return tf.cast(tf.abs(hs_tbn) < clip, hs_tbn.dtype)
+    def mask(h):
+        return tf.cast(tf.abs(h) < clip, h.dtype)
 
-
-def _previous(h0_bxn, hs_tbn):
-    """[h0, h_0, ..., h_{T-2}]: the state each step started from."""
-    return tf.concat([h0_bxn[None], hs_tbn[:-1]], 0)
+    if clip >= 1.0:
+        return ClipMasks(None, [mask(h[0]) for h in hs_txx])
+    return ClipMasks([mask(h) for h in hs_txx], None)
 
 
 def _weight_grads(z_txk, h_prev_txn, ru_txx2n, d_aru_txx2n, d_ac_txn):
@@ -153,31 +185,31 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
     @tf.custom_gradient
     def run(xp_ru, xp_c, h0, w_ru, w_c):
 
-        def step(t, h):
-            h, ru, c = _cell_forward(_at(xp_ru, t, 3), _at(xp_c, t, 3), None, h, w_ru,
+        def step(t, h_prev):
+            h, ru, c = _cell_forward(_at(xp_ru, t, 3), _at(xp_c, t, 3), None, h_prev, w_ru,
                                      w_c, clip)
-            return h, [h, ru, c]
+            return h, [h, h_prev, ru, c]
 
         shape = h0.shape
-        h_final, (hs, rus, cs) = _loop(num_steps, step, h0,
-                                       [shape, shape[:2] + [2 * shape[2]], shape])
+        shape_ru = shape[:2] + [2 * shape[2]]
+        h_final, (hs, prev_ta, ru_ta, c_ta) = _loop(
+            num_steps, step, h0, [shape, shape, shape_ru, shape], stack=False)
+        hs = hs.stack()
 
         def grad(d_hs, d_final):
             d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
             d_final = tf.zeros_like(h0) if d_final is None else d_final
-            h_prev = _previous(h0, hs)
-            masks = _unclipped(hs, clip)
-
-            def back(t, d_h):
-                g = (tf.gather(d_hs, t) + d_h) * tf.gather(masks, t)
+            def back(t, d_h, masks):
+                g = tf.gather(d_hs, t) + d_h
+                if masks is not None:
+                    g *= masks[0]
                 d_h_prev, _, d_aru, d_ac = _cell_backward(
-                    g, tf.gather(h_prev, t), tf.gather(rus, t), tf.gather(cs, t), w_ru, w_c,
-                    0)
+                    g, prev_ta.read(t), ru_ta.read(t), c_ta.read(t), w_ru, w_c, 0)
                 return d_h_prev, [d_aru, d_ac]
 
-            d_h0, (d_aru, d_ac) = _loop(num_steps, back, d_final,
-                                        [shape[:2] + [2 * shape[2]], shape], reverse=True)
-            d_w_ru, d_w_c = _weight_grads(None, h_prev, rus, d_aru, d_ac)
+            d_h0, (d_aru, d_ac) = _loop(num_steps, back, d_final, [shape_ru, shape],
+                                        reverse=True, clip_masks=clip_masks(clip, hs))
+            d_w_ru, d_w_c = _weight_grads(None, prev_ta.stack(), ru_ta.stack(), d_aru, d_ac)
             return (_grad_of_input(d_aru, xp_ru, 3), _grad_of_input(d_ac, xp_c, 3), d_h0,
                     d_w_ru, d_w_c)
 
@@ -216,7 +248,8 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
             gen_xp_ru, gen_xp_c, gen_w_ru, gen_w_c, w_fac):
 
         def step(t, carry):
-            con_h, gen_h, fb = carry
+            con_prev, gen_prev, fb = carry
+            con_h, gen_h = con_prev, gen_prev
             z_con = None
             if F:
                 z_con = fb if fb_mask_tbf is None else fb * tf.gather(fb_mask_tbf, t)
@@ -230,14 +263,16 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
             gen_do = gen_h if gen_mask_tbg is None else gen_h * tf.gather(gen_mask_tbg, t)
             fac = tf.matmul(gen_do, w_fac)
             return ((con_h, gen_h, fac if F else fb),
-                    [con_h, con_ru, con_c, co, u, gen_h, gen_ru, gen_c, fac])
+                    [con_h, co, u, gen_h, fac, con_prev, con_ru, con_c, gen_prev, gen_ru,
+                     gen_c])
 
         b = con_h0.shape[:1]
         C, G = con_h0.shape[1], gen_h0.shape[1]
-        shapes = [b + [C], b + [2 * C], b + [C], b + [2 * U], b + [U], b + [G],
-                  b + [2 * G], b + [G], b + [w_fac.shape[1]]]
-        _, (con_hs, con_rus, con_cs, cos, us, gen_hs, gen_rus, gen_cs, facs) = _loop(
-            num_steps, step, (con_h0, gen_h0, fb0), shapes)
+        shapes = [b + [C], b + [2 * U], b + [U], b + [G], b + [w_fac.shape[1]],
+                  b + [C], b + [2 * C], b + [C], b + [G], b + [2 * G], b + [G]]
+        _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), shapes, stack=False)
+        con_hs, cos, us, gen_hs, facs = [ta.stack() for ta in tas[:5]]
+        con_prev_ta, con_ru_ta, con_c_ta, gen_prev_ta, gen_ru_ta, gen_c_ta = tas[5:]
         means, logvars = tf.split(cos, 2, axis=2)
 
         def grad(d_gen, d_fac, d_u, d_mean, d_logvar):
@@ -246,31 +281,32 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 zip((d_gen, d_fac, d_u, d_mean, d_logvar), (gen_hs, facs, us, means,
                                                             logvars))]
             d_co_out = tf.concat([d_mean, d_logvar], -1)
-            con_prev, gen_prev = _previous(con_h0, con_hs), _previous(gen_h0, gen_hs)
-            con_mask, gen_mask = _unclipped(con_hs, clip), _unclipped(gen_hs, clip)
             # d u / d logvar = exp(logvar/2) * eps / 2
             du_dlogvar = None if use_mean else 0.5 * tf.exp(0.5 * logvars) * eps_tbu
             w_fac_t = tf.transpose(w_fac)
 
-            def back(t, carry):
+            def back(t, carry, masks):
                 g_con, g_gen, g_fb = carry
                 g_fac = tf.gather(d_fac, t) + g_fb if F else tf.gather(d_fac, t)
                 g_gen_do = tf.matmul(g_fac, w_fac_t)
                 if gen_mask_tbg is not None:
                     g_gen_do *= tf.gather(gen_mask_tbg, t)
-                g = (tf.gather(d_gen, t) + g_gen + g_gen_do) * tf.gather(gen_mask, t)
+                g = tf.gather(d_gen, t) + g_gen + g_gen_do
+                if masks is not None:
+                    g *= masks[1]
                 d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
-                    g, tf.gather(gen_prev, t), tf.gather(gen_rus, t), tf.gather(gen_cs, t),
-                    gen_w_ru, gen_w_c, U)
+                    g, gen_prev_ta.read(t), gen_ru_ta.read(t), gen_c_ta.read(t), gen_w_ru,
+                    gen_w_c, U)
                 g_u = tf.gather(d_u, t) + d_u_gen
                 g_logvar = tf.zeros_like(g_u) if use_mean \
                     else g_u * tf.gather(du_dlogvar, t)
                 g_co = tf.gather(d_co_out, t) + tf.concat([g_u, g_logvar], 1)
-                g = (g_con + tf.matmul(g_co, w_co, transpose_b=True)) * tf.gather(con_mask,
-                                                                                   t)
+                g = g_con + tf.matmul(g_co, w_co, transpose_b=True)
+                if masks is not None:
+                    g *= masks[0]
                 d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
-                    g, tf.gather(con_prev, t), tf.gather(con_rus, t), tf.gather(con_cs, t),
-                    con_w_ru, con_w_c, F)
+                    g, con_prev_ta.read(t), con_ru_ta.read(t), con_c_ta.read(t), con_w_ru,
+                    con_w_c, F)
                 g_fb_prev = g_fb
                 if F:
                     g_fb_prev = d_z_con if fb_mask_tbf is None \
@@ -283,14 +319,17 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
             (d_con_h0, d_gen_h0, d_fb0), (d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_facs,
                                           g_cos) = _loop(
                 num_steps, back, (tf.zeros_like(con_h0), tf.zeros_like(gen_h0),
-                                  tf.zeros_like(fb0)), d_shapes, reverse=True)
+                                  tf.zeros_like(fb0)), d_shapes, reverse=True,
+                clip_masks=clip_masks(clip, con_hs, gen_hs))
             z_con = None
             if F:
                 z_con = tf.concat([fb0[None], facs[:-1]], 0)
                 if fb_mask_tbf is not None:
                     z_con *= fb_mask_tbf
-            d_con_w = _weight_grads(z_con, con_prev, con_rus, d_con_aru, d_con_ac)
-            d_gen_w = _weight_grads(us, gen_prev, gen_rus, d_gen_aru, d_gen_ac)
+            d_con_w = _weight_grads(z_con, con_prev_ta.stack(), con_ru_ta.stack(),
+                                    d_con_aru, d_con_ac)
+            d_gen_w = _weight_grads(us, gen_prev_ta.stack(), gen_ru_ta.stack(), d_gen_aru,
+                                    d_gen_ac)
             d_w_co = tf.matmul(tf.reshape(con_hs, [-1, C]), tf.reshape(g_cos, [-1, 2 * U]),
                                transpose_a=True)
             gen_do = gen_hs if gen_mask_tbg is None else gen_hs * gen_mask_tbg

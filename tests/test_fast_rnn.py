@@ -57,6 +57,32 @@ CONFIGS = {
 @pytest.mark.parametrize("mode", ["train", "posterior_sample", "posterior_mean"])
 def test_fast_equals_reference(config, mode):
     hps, model = _model(CONFIGS[config])
+    out_r = _assert_fast_equals_reference(hps, model, mode)
+    clipped = np.mean(np.abs(out_r.gen_states_bxtxg.numpy()) >= hps.cell_clip_value - 1e-6)
+    assert clipped > 0.0, "the test should exercise the state clipping"
+
+
+@pytest.mark.parametrize("mode", ["train", "posterior_mean"])
+def test_fast_equals_reference_when_only_the_first_step_clips(mode):
+    """With a clip >= 1 a GRU state can only be clipped at step 0, coming from an
+    initial state beyond the clip; the fast backward loops then apply the clip's
+    gradient masks at step 0 alone. Initial states are pushed beyond the clip here."""
+    hps, model = _model(["--co_dim=2", "--cell_clip_value=1.0", "--ic_enc_dim=4"])
+    beyond = np.where(np.arange(4) % 2 == 0, 3.0, -0.5).astype(np.float32)[None]
+    for var in (model.ic_enc_t0_fwd, model.ic_enc_t0_rev, model.ci_enc_t0_fwd,
+                model.ci_enc_t0_rev):
+        var.assign(beyond)
+    model.con_c0.assign(np.full(model.con_c0.shape, -2.0, np.float32))
+    b = model.g0_2_gen_ic.b
+    b.assign(b + np.where(np.arange(b.shape[1]) % 2 == 0, 4.0, 0.0).astype(np.float32))
+    out_r = _assert_fast_equals_reference(hps, model, mode)
+    gen = np.abs(out_r.gen_states_bxtxg.numpy())
+    assert np.any(gen[:, 0] >= 1.0 - 1e-6), "step 0 should clip"
+    assert np.all(gen[:, 1:] <= 1.0)
+
+
+def _assert_fast_equals_reference(hps, model, mode):
+    """Values and gradients of the fast loops equal the reference's; returns its output."""
     rs = np.random.RandomState(1)
     data = rs.poisson(1.5, size=(4, T, D)).astype(np.float32)
     ext = rs.randn(4, T, 2).astype(np.float32) if hps.ext_input_dim else None
@@ -67,8 +93,6 @@ def test_fast_equals_reference(config, mode):
     np.testing.assert_allclose(out_f.factors_bxtxf, out_r.factors_bxtxf, rtol=1e-5,
                                atol=1e-5)
     np.testing.assert_allclose(loss_f, loss_r, rtol=1e-5)
-    clipped = np.mean(np.abs(out_r.gen_states_bxtxg.numpy()) >= hps.cell_clip_value - 1e-6)
-    assert clipped > 0.0, "the test should exercise the state clipping"
     for name, g_r in grads_r.items():
         g_f = grads_f[name]
         if g_r is None:
@@ -78,6 +102,7 @@ def test_fast_equals_reference(config, mode):
         g_f = tf.convert_to_tensor(g_f).numpy()
         scale = max(1.0, np.abs(g_r).max())
         np.testing.assert_allclose(g_f, g_r, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
+    return out_r
 
 
 def test_prior_sample_fast_equals_reference():
