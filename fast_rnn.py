@@ -24,8 +24,6 @@ This is the original's GRU (§4.2) and GenGRU (§4.3) with their weight matrices
 split by rows. lfads.py keeps plain element-wise cells with automatic gradients as
 the reference; tests compare the two. Functions take time-major tensors [T, B, .].
 """
-import collections
-
 import tensorflow as tf
 
 
@@ -54,47 +52,72 @@ def num_steps_of(x_txbxk):
 
 
 def _loop(num_steps, body, carry, output_shapes, reverse=False, stack=True,
-          clip_masks=None):
-    """Runs carry, outs = body(t, carry) for t = 0..T-1 (or T-1..0), in the graph.
+          peel_step0=False):
+    """Runs carry, outs = body(t, carry, at_step0) for t = 0..T-1 (or T-1..0).
 
     Returns (final carry, [stacked outputs, each [T, ...]] in time order), or with
     stack=False the outputs' TensorArrays: a backward loop reads step t of those
     with ta.read(t), which copies nothing (stacking copies every step, and a gather
     from the stack copies it again).
-    clip_masks (a reverse loop only): `ClipMasks`; body is then called as
-    body(t, carry, masks) with the clip-gradient masks of step t (None: all ones).
+    peel_step0: step 0 runs outside the in-graph loop, with at_step0=True (before
+    the loop, or after it when reverse), so that the loop body can leave out what
+    only step 0 needs (see `clips_only_at_step0`); otherwise at_step0 is False.
     """
-    n_iterations = num_steps
-    if clip_masks is not None:
-        inner = body
-        if clip_masks.per_step is not None:
-            def body(t, carry):
-                return inner(t, carry, [tf.gather(m, t) for m in clip_masks.per_step])
-        else:  # steps T-1..1 need no masks: the loop stops before step 0
-            n_iterations = num_steps - 1
-
-            def body(t, carry):
-                return inner(t, carry, None)
     # clear_after_read=False: read in the backward loop, then stacked (eager mode
     # would otherwise empty an element on reading it)
     tas = [tf.TensorArray(tf.float32, size=num_steps, element_shape=s,
                           clear_after_read=False) for s in output_shapes]
 
+    def peeled(carry, tas):
+        carry, outs = body(0, carry, True)
+        return carry, [ta.write(0, o) for ta, o in zip(tas, outs)]
+
+    first = 1 if peel_step0 else 0
+    if peel_step0 and not reverse:
+        carry, tas = peeled(carry, tas)
+
     def loop_body(i, carry, tas):
-        t = num_steps - 1 - i if reverse else i
-        carry, outs = body(t, carry)
+        t = num_steps - 1 - i if reverse else i + first
+        carry, outs = body(t, carry, False)
         return i + 1, carry, [ta.write(t, o) for ta, o in zip(tas, outs)]
 
-    _, carry, tas = tf.while_loop(lambda i, *_: i < n_iterations, loop_body,
+    _, carry, tas = tf.while_loop(lambda i, *_: i < num_steps - first, loop_body,
                                   (tf.constant(0), carry, tas))
-    if clip_masks is not None and clip_masks.per_step is None:
-        carry, outs = inner(0, carry, clip_masks.first)
-        tas = [ta.write(0, o) for ta, o in zip(tas, outs)]
+    if peel_step0 and reverse:
+        carry, tas = peeled(carry, tas)
     return carry, [ta.stack() for ta in tas] if stack else tas
 
 
+def clips_only_at_step0(clip):
+    """True when only step 0 of a GRU can hit the state clip (clip >= 1).
+
+    A GRU's new state c + u*(h - c) is a convex combination of its old state and
+    c = tanh(.) in (-1, 1); with clip >= 1 a state within [-clip, clip] stays there.
+    Only step 0, from an initial state beyond the clip, can clip. The loops then
+    clip step 0 alone and apply the clip's gradient mask at step 0 alone: two or
+    three ops a step fewer, and exactly the same numbers.
+    """
+    return clip >= 1.0
+
+
+def _unclipped(h, clip):
+    """1 where the clip passed the gradient (|h| < clip), else 0, from clipped states
+    alone (a state that landed exactly on +-clip unclipped has probability zero)."""
+    return tf.cast(tf.abs(h) < clip, h.dtype)
+
+
+def _clip_mask_at(t, at_step0, hs_txx, clip):
+    """The clip's gradient mask for step t of the states hs [T, ...], or None (ones)."""
+    if at_step0:
+        return _unclipped(hs_txx[0], clip)
+    if clips_only_at_step0(clip):
+        return None
+    return _unclipped(tf.gather(hs_txx, t), clip)
+
+
 def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
-    """One GRU step; returns (clipped h', [r, u] as one [..., 2n] tensor, c).
+    """One GRU step; returns (h' clipped unless clip is None, [r, u] as one [..., 2n]
+    tensor, c).
 
     States h [B, n] with weights [kz + n, 2n] etc., or k stacked cells: h [k, B, n],
     weights [k, kz + n, 2n] (batched matmuls).
@@ -105,7 +128,8 @@ def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
     rh = r * h
     zrh = rh if z is None else tf.concat([z, rh], -1)
     c = tf.tanh(xp_c + tf.matmul(zrh, w_c))
-    return tf.clip_by_value(c + u * (h - c), -clip, clip), ru, c
+    h_new = c + u * (h - c)
+    return (h_new if clip is None else tf.clip_by_value(h_new, -clip, clip)), ru, c
 
 
 def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
@@ -128,28 +152,6 @@ def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
         d_z_ru, d_zh = tf.split(d_zh, [kz, -1], axis=-1)
         d_z += d_z_ru
     return g * u + d_rh * r + d_zh, d_z, d_aru, d_ac
-
-
-ClipMasks = collections.namedtuple("ClipMasks", "per_step first")
-
-
-def clip_masks(clip, *hs_txx):
-    """Where the state clip passed gradients, for a backward loop (see `_loop`).
-
-    A mask is 1 where |h| < clip, 0 where the state was clipped (from the clipped
-    states alone; a state that landed exactly on +-clip unclipped has probability
-    zero). A GRU's new state is a convex combination of its old state and
-    tanh(.) in (-1, 1), so with clip >= 1 a state that starts within [-clip, clip]
-    stays there: only step 0, from an initial state beyond the clip, can clip. Then
-    only step 0 needs masks (`first`) and the loop over the other steps runs without
-    them; otherwise `per_step` holds the masks of all steps [T, ...].
-    """
-    def mask(h):
-        return tf.cast(tf.abs(h) < clip, h.dtype)
-
-    if clip >= 1.0:
-        return ClipMasks(None, [mask(h[0]) for h in hs_txx])
-    return ClipMasks([mask(h) for h in hs_txx], None)
 
 
 def _weight_grads(z_txk, h_prev_txn, ru_txx2n, d_aru_txx2n, d_ac_txn):
@@ -185,30 +187,35 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
     @tf.custom_gradient
     def run(xp_ru, xp_c, h0, w_ru, w_c):
 
-        def step(t, h_prev):
+        only_step0 = clips_only_at_step0(clip)
+
+        def step(t, h_prev, at_step0):
+            step_clip = clip if at_step0 or not only_step0 else None
             h, ru, c = _cell_forward(_at(xp_ru, t, 3), _at(xp_c, t, 3), None, h_prev, w_ru,
-                                     w_c, clip)
+                                     w_c, step_clip)
             return h, [h, h_prev, ru, c]
 
         shape = h0.shape
         shape_ru = shape[:2] + [2 * shape[2]]
         h_final, (hs, prev_ta, ru_ta, c_ta) = _loop(
-            num_steps, step, h0, [shape, shape, shape_ru, shape], stack=False)
+            num_steps, step, h0, [shape, shape, shape_ru, shape], stack=False,
+            peel_step0=only_step0)
         hs = hs.stack()
 
         def grad(d_hs, d_final):
             d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
             d_final = tf.zeros_like(h0) if d_final is None else d_final
-            def back(t, d_h, masks):
+            def back(t, d_h, at_step0):
                 g = tf.gather(d_hs, t) + d_h
-                if masks is not None:
-                    g *= masks[0]
+                mask = _clip_mask_at(t, at_step0, hs, clip)
+                if mask is not None:
+                    g *= mask
                 d_h_prev, _, d_aru, d_ac = _cell_backward(
                     g, prev_ta.read(t), ru_ta.read(t), c_ta.read(t), w_ru, w_c, 0)
                 return d_h_prev, [d_aru, d_ac]
 
             d_h0, (d_aru, d_ac) = _loop(num_steps, back, d_final, [shape_ru, shape],
-                                        reverse=True, clip_masks=clip_masks(clip, hs))
+                                        reverse=True, peel_step0=only_step0)
             d_w_ru, d_w_c = _weight_grads(None, prev_ta.stack(), ru_ta.stack(), d_aru, d_ac)
             return (_grad_of_input(d_aru, xp_ru, 3), _grad_of_input(d_ac, xp_c, 3), d_h0,
                     d_w_ru, d_w_c)
@@ -247,19 +254,22 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
     def run(con_xp_ru, con_xp_c, fb0, con_h0, gen_h0, con_w_ru, con_w_c, w_co, b_co,
             gen_xp_ru, gen_xp_c, gen_w_ru, gen_w_c, w_fac):
 
-        def step(t, carry):
+        only_step0 = clips_only_at_step0(clip)
+
+        def step(t, carry, at_step0):
+            step_clip = clip if at_step0 or not only_step0 else None
             con_prev, gen_prev, fb = carry
             con_h, gen_h = con_prev, gen_prev
             z_con = None
             if F:
                 z_con = fb if fb_mask_tbf is None else fb * tf.gather(fb_mask_tbf, t)
             con_h, con_ru, con_c = _cell_forward(_at(con_xp_ru, t, 2), _at(con_xp_c, t, 2),
-                                                 z_con, con_h, con_w_ru, con_w_c, clip)
+                                                 z_con, con_h, con_w_ru, con_w_c, step_clip)
             co = tf.matmul(con_h, w_co) + b_co
             mean, logvar = tf.split(co, 2, axis=1)
             u = mean if use_mean else mean + tf.exp(0.5 * logvar) * tf.gather(eps_tbu, t)
             gen_h, gen_ru, gen_c = _cell_forward(_at(gen_xp_ru, t, 2), _at(gen_xp_c, t, 2), u,
-                                                 gen_h, gen_w_ru, gen_w_c, clip)
+                                                 gen_h, gen_w_ru, gen_w_c, step_clip)
             gen_do = gen_h if gen_mask_tbg is None else gen_h * tf.gather(gen_mask_tbg, t)
             fac = tf.matmul(gen_do, w_fac)
             return ((con_h, gen_h, fac if F else fb),
@@ -270,7 +280,8 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
         C, G = con_h0.shape[1], gen_h0.shape[1]
         shapes = [b + [C], b + [2 * U], b + [U], b + [G], b + [w_fac.shape[1]],
                   b + [C], b + [2 * C], b + [C], b + [G], b + [2 * G], b + [G]]
-        _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), shapes, stack=False)
+        _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), shapes, stack=False,
+                       peel_step0=only_step0)
         con_hs, cos, us, gen_hs, facs = [ta.stack() for ta in tas[:5]]
         con_prev_ta, con_ru_ta, con_c_ta, gen_prev_ta, gen_ru_ta, gen_c_ta = tas[5:]
         means, logvars = tf.split(cos, 2, axis=2)
@@ -285,15 +296,16 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
             du_dlogvar = None if use_mean else 0.5 * tf.exp(0.5 * logvars) * eps_tbu
             w_fac_t = tf.transpose(w_fac)
 
-            def back(t, carry, masks):
+            def back(t, carry, at_step0):
                 g_con, g_gen, g_fb = carry
                 g_fac = tf.gather(d_fac, t) + g_fb if F else tf.gather(d_fac, t)
                 g_gen_do = tf.matmul(g_fac, w_fac_t)
                 if gen_mask_tbg is not None:
                     g_gen_do *= tf.gather(gen_mask_tbg, t)
                 g = tf.gather(d_gen, t) + g_gen + g_gen_do
-                if masks is not None:
-                    g *= masks[1]
+                gen_mask = _clip_mask_at(t, at_step0, gen_hs, clip)
+                if gen_mask is not None:
+                    g *= gen_mask
                 d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
                     g, gen_prev_ta.read(t), gen_ru_ta.read(t), gen_c_ta.read(t), gen_w_ru,
                     gen_w_c, U)
@@ -302,8 +314,9 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                     else g_u * tf.gather(du_dlogvar, t)
                 g_co = tf.gather(d_co_out, t) + tf.concat([g_u, g_logvar], 1)
                 g = g_con + tf.matmul(g_co, w_co, transpose_b=True)
-                if masks is not None:
-                    g *= masks[0]
+                con_mask = _clip_mask_at(t, at_step0, con_hs, clip)
+                if con_mask is not None:
+                    g *= con_mask
                 d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
                     g, con_prev_ta.read(t), con_ru_ta.read(t), con_c_ta.read(t), con_w_ru,
                     con_w_c, F)
@@ -320,7 +333,7 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                                           g_cos) = _loop(
                 num_steps, back, (tf.zeros_like(con_h0), tf.zeros_like(gen_h0),
                                   tf.zeros_like(fb0)), d_shapes, reverse=True,
-                clip_masks=clip_masks(clip, con_hs, gen_hs))
+                peel_step0=only_step0)
             z_con = None
             if F:
                 z_con = tf.concat([fb0[None], facs[:-1]], 0)
