@@ -106,13 +106,14 @@ def _unclipped(h, clip):
     return tf.cast(tf.abs(h) < clip, h.dtype)
 
 
-def _clip_mask_at(t, at_step0, hs_txx, clip):
-    """The clip's gradient mask for step t of the states hs [T, ...], or None (ones)."""
+def _through_clip(g, t, at_step0, hs_txx, clip):
+    """The gradient g of step t's clipped state, passed back through the clip: times
+    the mask of step t of the states hs [T, ...] (not needed where nothing clips)."""
     if at_step0:
-        return _unclipped(hs_txx[0], clip)
+        return g * _unclipped(hs_txx[0], clip)
     if clips_only_at_step0(clip):
-        return None
-    return _unclipped(tf.gather(hs_txx, t), clip)
+        return g
+    return g * _unclipped(tf.gather(hs_txx, t), clip)
 
 
 def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
@@ -206,10 +207,7 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
             d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
             d_final = tf.zeros_like(h0) if d_final is None else d_final
             def back(t, d_h, at_step0):
-                g = tf.gather(d_hs, t) + d_h
-                mask = _clip_mask_at(t, at_step0, hs, clip)
-                if mask is not None:
-                    g *= mask
+                g = _through_clip(tf.gather(d_hs, t) + d_h, t, at_step0, hs, clip)
                 d_h_prev, _, d_aru, d_ac = _cell_backward(
                     g, prev_ta.read(t), ru_ta.read(t), c_ta.read(t), w_ru, w_c, 0)
                 return d_h_prev, [d_aru, d_ac]
@@ -302,10 +300,8 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 g_gen_do = tf.matmul(g_fac, w_fac_t)
                 if gen_mask_tbg is not None:
                     g_gen_do *= tf.gather(gen_mask_tbg, t)
-                g = tf.gather(d_gen, t) + g_gen + g_gen_do
-                gen_mask = _clip_mask_at(t, at_step0, gen_hs, clip)
-                if gen_mask is not None:
-                    g *= gen_mask
+                g = _through_clip(tf.gather(d_gen, t) + g_gen + g_gen_do, t, at_step0,
+                                  gen_hs, clip)
                 d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
                     g, gen_prev_ta.read(t), gen_ru_ta.read(t), gen_c_ta.read(t), gen_w_ru,
                     gen_w_c, U)
@@ -313,10 +309,8 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 g_logvar = tf.zeros_like(g_u) if use_mean \
                     else g_u * tf.gather(du_dlogvar, t)
                 g_co = tf.gather(d_co_out, t) + tf.concat([g_u, g_logvar], 1)
-                g = g_con + tf.matmul(g_co, w_co, transpose_b=True)
-                con_mask = _clip_mask_at(t, at_step0, con_hs, clip)
-                if con_mask is not None:
-                    g *= con_mask
+                g = _through_clip(g_con + tf.matmul(g_co, w_co, transpose_b=True), t,
+                                  at_step0, con_hs, clip)
                 d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
                     g, con_prev_ta.read(t), con_ru_ta.read(t), con_c_ta.read(t), con_w_ru,
                     con_w_c, F)

@@ -393,7 +393,7 @@ class LFADS(tf.Module):
         self.l2_numel = float(sum(int(np.prod(v.shape))
                                   for v in self.l2_gen_vars + self.l2_con_vars))
         # True: element-wise cells with TensorFlow's automatic gradients instead of
-        # fast_rnn's fused ops (same numbers; used by tests as the reference).
+        # fast_rnn's loops (same numbers; used by tests as the reference).
         self.use_reference_rnn = False
 
     # ------------------------------------------------------------------ naming
@@ -601,7 +601,7 @@ class LFADS(tf.Module):
 
     def _generator_loop(self, name, gen_ics, ci_bxtxe, gen_ext_bxtxi, rng, mode,
                         keep_prob, rows):
-        """Runs controller (if any) and generator over T steps (fast_rnn's fused loop).
+        """Runs controller (if any) and generator over T steps (fast_rnn's loop).
 
         Returns gen_states [B,T,G], factors [B,T,F], and for a controller u_t, its
         posterior mean/logvar and the posterior noise, each [B,T,U] (else None).
