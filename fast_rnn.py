@@ -285,13 +285,15 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
         means, logvars = tf.split(cos, 2, axis=2)
 
         def grad(d_gen, d_fac, d_u, d_mean, d_logvar):
-            d_gen, d_fac, d_u, d_mean, d_logvar = [
+            d_fac, d_u, d_mean, d_logvar = [
                 tf.zeros_like(x) if d is None else d for d, x in
-                zip((d_gen, d_fac, d_u, d_mean, d_logvar), (gen_hs, facs, us, means,
-                                                            logvars))]
-            d_co_out = tf.concat([d_mean, d_logvar], -1)
-            # d u / d logvar = exp(logvar/2) * eps / 2
-            du_dlogvar = None if use_mean else 0.5 * tf.exp(0.5 * logvars) * eps_tbu
+                zip((d_fac, d_u, d_mean, d_logvar), (facs, us, means, logvars))]
+            # u = mean + exp(logvar/2) * eps: a gradient g_u of u reaches [mean, logvar]
+            # as g_u * [1, exp(logvar/2) * eps / 2] (eps's factor is 0 at the mean)
+            du_dco = tf.concat([tf.ones_like(logvars), tf.zeros_like(logvars) if use_mean
+                                else 0.5 * tf.exp(0.5 * logvars) * eps_tbu], -1)
+            # the gradients of [mean, logvar] from outside the loop, u's included
+            d_co_out = tf.concat([d_mean, d_logvar], -1) + tf.tile(d_u, [1, 1, 2]) * du_dco
             w_fac_t = tf.transpose(w_fac)
 
             def back(t, carry, at_step0):
@@ -300,15 +302,15 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 g_gen_do = tf.matmul(g_fac, w_fac_t)
                 if gen_mask_tbg is not None:
                     g_gen_do *= tf.gather(gen_mask_tbg, t)
-                g = _through_clip(tf.gather(d_gen, t) + g_gen + g_gen_do, t, at_step0,
-                                  gen_hs, clip)
+                g = g_gen + g_gen_do
+                if d_gen is not None:  # (gen_states are not in the training cost)
+                    g += tf.gather(d_gen, t)
+                g = _through_clip(g, t, at_step0, gen_hs, clip)
                 d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
                     g, gen_prev_ta.read(t), gen_ru_ta.read(t), gen_c_ta.read(t), gen_w_ru,
                     gen_w_c, U)
-                g_u = tf.gather(d_u, t) + d_u_gen
-                g_logvar = tf.zeros_like(g_u) if use_mean \
-                    else g_u * tf.gather(du_dlogvar, t)
-                g_co = tf.gather(d_co_out, t) + tf.concat([g_u, g_logvar], 1)
+                g_co = tf.gather(d_co_out, t) + tf.tile(d_u_gen, [1, 2]) * tf.gather(du_dco,
+                                                                                    t)
                 g = _through_clip(g_con + tf.matmul(g_co, w_co, transpose_b=True), t,
                                   at_step0, con_hs, clip)
                 d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
