@@ -6,6 +6,7 @@ the flags, the hyperparameter object and the dispatch on --kind; the training lo
 lives in training.py and the evaluation kinds in evaluation.py.
 """
 import os
+import signal
 import sys
 import traceback
 
@@ -369,10 +370,20 @@ def run(hps, allow_gpu_growth=False, intra_op_threads=-1, inter_op_threads=0):
         return evaluation.run_kind(hps, datasets)
 
 
+def _exit_on_sigterm(signum, frame):
+    """SIGTERM (`kill`, a job scheduler's time limit) exits like Ctrl-C: Python's
+    clean-up runs, so a half-written output's temporary file is removed and the
+    save-folder lock released (checkpoints are written atomically regardless)."""
+    del frame
+    print("Stopped by signal %d." % signum, file=sys.stderr)
+    sys.exit(128 + signum)
+
+
 def main(argv):
     del argv
     from absl import logging
     logging.set_verbosity(logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     debug = FLAGS.debug or os.environ.get("LFADS_DEBUG", "") not in ("", "0")
     hps = build_hps()
     try:

@@ -294,6 +294,39 @@ def test_resume_with_seed_matches_uninterrupted_run_bit_for_bit(resumed):
                                state)
 
 
+def test_sigterm_stops_cleanly(tmp_path):
+    """`kill` (SIGTERM) exits like Ctrl-C: status 143, a one-line note, the lock
+    released, no temporary file left behind, the last checkpoint intact."""
+    td.write_dataset(tmp_path / "data", seed=4, n_train=32, n_valid=16)
+    save_dir = tmp_path / "save"
+    flags = fast_flags(tmp_path / "data", save_dir) + ["--seed=6"]
+    log = tmp_path / "train.log"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "run_lfads.py", "--kind=train", "--max_epochs=100000"]
+            + flags, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 150
+        while (not (save_dir / "checkpoint").exists() and proc.poll() is None
+               and time.time() < deadline):
+            time.sleep(0.05)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    assert "Stopped by signal %d." % signal.SIGTERM in log.read_text()
+    assert not (save_dir / "lfads.lock").exists()
+    assert not [f for f in os.listdir(save_dir) if f.endswith(".tmp")]
+    latest = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
+    assert _epoch_in_checkpoint(latest) >= 1
+
+
 def test_sigkill_then_restart_resumes(tmp_path, capsys):
     td.write_dataset(tmp_path / "data", seed=4, n_train=32, n_valid=16)
     save_dir = tmp_path / "save"
