@@ -294,9 +294,9 @@ def test_resume_with_seed_matches_uninterrupted_run_bit_for_bit(resumed):
                                state)
 
 
-def test_sigterm_stops_cleanly(tmp_path):
-    """`kill` (SIGTERM) exits like Ctrl-C: status 143, a one-line note, the lock
-    released, no temporary file left behind, the last checkpoint intact."""
+def _train_then_signal(tmp_path, signum):
+    """Starts a training run in a subprocess, sends it `signum` shortly after its
+    first checkpoint and waits for it. Returns (process, save_dir, flags, log)."""
     td.write_dataset(tmp_path / "data", seed=4, n_train=32, n_valid=16)
     save_dir = tmp_path / "save"
     flags = fast_flags(tmp_path / "data", save_dir) + ["--seed=6"]
@@ -311,14 +311,24 @@ def test_sigterm_stops_cleanly(tmp_path):
         while (not (save_dir / "checkpoint").exists() and proc.poll() is None
                and time.time() < deadline):
             time.sleep(0.05)
-        assert proc.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.5)
-        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.poll() is None, (
+            "the training process ended (status %s) before its first checkpoint; "
+            "killed by another job?\n%s" % (proc.returncode, log.read_text()[-3000:]))
+        assert (save_dir / "checkpoint").exists(), "no checkpoint after 150 s"
+        time.sleep(0.5)  # land the signal somewhere in a later epoch
+        os.kill(proc.pid, signum)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc, save_dir, flags, log
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    """`kill` (SIGTERM) exits like Ctrl-C: status 143, a one-line note, the lock
+    released, no temporary file left behind, the last checkpoint intact."""
+    proc, save_dir, _, log = _train_then_signal(tmp_path, signal.SIGTERM)
     assert proc.returncode == 128 + signal.SIGTERM, log.read_text()[-3000:]
     assert "Stopped by signal %d." % signal.SIGTERM in log.read_text()
     assert not (save_dir / "lfads.lock").exists()
@@ -328,31 +338,7 @@ def test_sigterm_stops_cleanly(tmp_path):
 
 
 def test_sigkill_then_restart_resumes(tmp_path, capsys):
-    td.write_dataset(tmp_path / "data", seed=4, n_train=32, n_valid=16)
-    save_dir = tmp_path / "save"
-    flags = fast_flags(tmp_path / "data", save_dir) + ["--seed=6"]
-    state_file = save_dir / "checkpoint"
-    log = tmp_path / "train.log"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "run_lfads.py", "--kind=train", "--max_epochs=100000"]
-            + flags, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.time() + 150
-        while (not state_file.exists() and proc.poll() is None
-               and time.time() < deadline):
-            time.sleep(0.05)
-        assert proc.poll() is None, (
-            "the training process ended (status %s) before its first checkpoint; "
-            "killed by another job?\n%s" % (proc.returncode, log.read_text()[-3000:]))
-        assert state_file.exists(), "no checkpoint after 150 s"
-        time.sleep(0.5)  # land the kill somewhere in a later epoch
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    proc, save_dir, flags, _ = _train_then_signal(tmp_path, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
 
     latest = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
