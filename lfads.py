@@ -120,10 +120,13 @@ class EncoderGRU(tf.Module):
         x [..., k] -> ([..., 2n] gate pre-activations with biases and forget bias
         folded in, [..., n] candidate pre-activations with bias).
         """
-        bias_ru = _with_forget_bias(self.gates.b, self.forget_bias)
-        x_ru = _matmul_last(x_bxtxk, self.gates.W[:self.n_in]) + bias_ru
-        x_c = _matmul_last(x_bxtxk, self.candidate.W[:self.n_in]) + self.candidate.b
-        return x_ru, x_c
+        w_ru, b_ru, w_c, b_c = self.input_weights()
+        return _matmul_last(x_bxtxk, w_ru) + b_ru, _matmul_last(x_bxtxk, w_c) + b_c
+
+    def input_weights(self):
+        """(W_x_ru [k, 2n], b_ru [1, 2n] with the forget bias, W_x_c [k, n], b_c [1, n])."""
+        return (self.gates.W[:self.n_in], _with_forget_bias(self.gates.b, self.forget_bias),
+                self.candidate.W[:self.n_in], self.candidate.b)
 
     def recurrent_weights(self):
         return self.gates.W[self.n_in:], self.candidate.W[self.n_in:]
@@ -220,13 +223,11 @@ def run_encoders(cells_and_inputs):
             out = tf.matmul(x_flat, tf.stack(ws))
             return tf.reshape(out, [k, T, batch, width]) + tf.stack(biases)[:, None]
 
-        xp_ru = project([c.gates.W[:n_in] for c in cells],
-                        [_with_forget_bias(c.gates.b, c.forget_bias) for c in cells], 2 * n)
-        xp_c = project([c.candidate.W[:n_in] for c in cells],
-                       [c.candidate.b for c in cells], n)
+        w_in = [c.input_weights() for c in cells]
+        xp_ru = project([w[0] for w in w_in], [w[1] for w in w_in], 2 * n)
+        xp_c = project([w[2] for w in w_in], [w[3] for w in w_in], n)
         h0 = tf.stack([tf.tile(cells_and_inputs[i][2], tf.stack([batch, 1])) for i in idx])
-        w_ru = tf.stack([c.gates.W[n_in:] for c in cells])
-        w_c = tf.stack([c.candidate.W[n_in:] for c in cells])
+        w_ru, w_c = [tf.stack(ws) for ws in zip(*[c.recurrent_weights() for c in cells])]
         hs_txkxbxn, final_kxbxn = fast_rnn.gru_stack(xp_ru, xp_c, h0, w_ru, w_c,
                                                      cells[0].clip_value, T)
         states.update(zip(idx, tf.unstack(tf.transpose(hs_txkxbxn, [1, 2, 0, 3]))))

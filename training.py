@@ -239,7 +239,7 @@ TRAIN_BATCH_PARTS = 2
 
 def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, keep_prob,
                        n_parts):
-    """Batch sums of the costs, the batch run as n_parts independent parts.
+    """Batch means of the costs, the batch run as n_parts independent parts.
 
     The parts share no ops (each draws from its own SeedStream), so TensorFlow runs
     them in parallel, one per core: the recurrences are sequential in time and the
@@ -251,8 +251,6 @@ def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, kee
     def split(x):
         if x is None:
             return [None] * n_parts
-        if n_parts == 1:
-            return [x]
         return [tf.ensure_shape(part, [None] + x.shape[1:]) for part in tf.split(x, sizes)]
 
     datas, exts = split(data_bxtxd), split(ext_bxtxi)
@@ -264,8 +262,10 @@ def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, kee
             sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
         n = tf.cast(tf.shape(data)[0], tf.float32)
         sums["corr"] = sums.get("corr", 0.0) + n * costs.corr
-        sums.update(l2=costs.l2, kl_weight=costs.kl_weight, l2_weight=costs.l2_weight)
-    return sums
+    means = {key: sums[key] / tf.cast(batch, tf.float32)
+             for key in ("total", "recon", "kl", "corr")}
+    means.update(l2=costs.l2, kl_weight=costs.kl_weight, l2_weight=costs.l2_weight)
+    return means
 
 
 def make_train_step(bundle, hps, name):
@@ -278,14 +278,12 @@ def make_train_step(bundle, hps, name):
     train_vars = bundle.train_vars
     T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
     keep_prob = hps.keep_prob
-    n_parts = TRAIN_BATCH_PARTS
 
     def step_fn(data_bxtxd, ext_bxtxi):
         with tf.GradientTape() as tape:
-            sums = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
-                                      "train", keep_prob, n_parts)
-            batch = tf.cast(tf.shape(data_bxtxd)[0], tf.float32)
-            total = sums["total"] / batch
+            costs = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
+                                       "train", keep_prob, TRAIN_BATCH_PARTS)
+            total = costs["total"]
         grads = tape.gradient(total, train_vars)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, train_vars)]
         grads, norm = tf.clip_by_global_norm(grads, hps.max_grad_norm)
@@ -301,10 +299,7 @@ def make_train_step(bundle, hps, name):
             return tf.constant(False)
 
         applied = tf.cond(ok, apply, skip)
-        return {"total": total, "recon": sums["recon"] / batch,
-                "kl": sums["kl"] / batch, "l2": sums["l2"],
-                "kl_weight": sums["kl_weight"], "l2_weight": sums["l2_weight"],
-                "corr": sums["corr"] / batch, "grad_norm": norm, "applied": applied}
+        return dict(costs, grad_norm=norm, applied=applied)
 
     return _compile(step_fn, T, D, I)
 
@@ -315,10 +310,9 @@ def make_eval_step(bundle, hps, name):
     T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
 
     def step_fn(data_bxtxd, ext_bxtxi):
-        sums = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
-                                  "posterior_sample", 1.0, TRAIN_BATCH_PARTS)
-        batch = tf.cast(tf.shape(data_bxtxd)[0], tf.float32)
-        return {key: sums[key] / batch for key in ("total", "recon", "kl")}
+        costs = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
+                                   "posterior_sample", 1.0, TRAIN_BATCH_PARTS)
+        return {key: costs[key] for key in ("total", "recon", "kl")}
 
     return _compile(step_fn, T, D, I)
 
