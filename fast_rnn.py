@@ -118,7 +118,7 @@ def _through_clip(g, t, at_step0, hs_txx, clip):
 
 def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
     """One GRU step; returns (h' clipped unless clip is None, [r, u] as one [..., 2n]
-    tensor, c).
+    tensor, c, r*h).
 
     States h [B, n] with weights [kz + n, 2n] etc., or k stacked cells: h [k, B, n],
     weights [k, kz + n, 2n] (batched matmuls).
@@ -130,7 +130,7 @@ def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
     zrh = rh if z is None else tf.concat([z, rh], -1)
     c = tf.tanh(xp_c + tf.matmul(zrh, w_c))
     h_new = c + u * (h - c)
-    return (h_new if clip is None else tf.clip_by_value(h_new, -clip, clip)), ru, c
+    return (h_new if clip is None else tf.clip_by_value(h_new, -clip, clip)), ru, c, rh
 
 
 def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
@@ -155,14 +155,15 @@ def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
     return g * u + d_rh * r + d_zh, d_z, d_aru, d_ac
 
 
-def _weight_grads(z_txk, h_prev_txn, ru_txx2n, d_aru_txx2n, d_ac_txn):
+def _weight_grads(z_txk, h_prev_txn, rh_prev_txn, d_aru_txx2n, d_ac_txn):
     """Gradients of W_ru = [W_z; W_h] and W_c summed over all steps and trials.
 
+    rh_prev is r * h_prev of each step, as the forward loop computed it (recomputing
+    it from stacked [r, u] would copy twice as much).
     Time-major [T, B, .] tensors give [kz + n, .] gradients; stacked cells
     [T, k, B, .] give [k, kz + n, .].
     """
-    r = tf.split(ru_txx2n, 2, axis=-1)[0]
-    zh, zrh = h_prev_txn, r * h_prev_txn
+    zh, zrh = h_prev_txn, rh_prev_txn
     if z_txk is not None:
         zh, zrh = tf.concat([z_txk, zh], -1), tf.concat([z_txk, zrh], -1)
     def rows(x):
@@ -192,14 +193,14 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
 
         def step(t, h_prev, at_step0):
             step_clip = clip if at_step0 or not only_step0 else None
-            h, ru, c = _cell_forward(_at(xp_ru, t, 3), _at(xp_c, t, 3), None, h_prev, w_ru,
-                                     w_c, step_clip)
-            return h, [h, h_prev, ru, c]
+            h, ru, c, rh = _cell_forward(_at(xp_ru, t, 3), _at(xp_c, t, 3), None, h_prev,
+                                         w_ru, w_c, step_clip)
+            return h, [h, h_prev, ru, c, rh]
 
         shape = h0.shape
         shape_ru = shape[:2] + [2 * shape[2]]
-        h_final, (hs, prev_ta, ru_ta, c_ta) = _loop(
-            num_steps, step, h0, [shape, shape, shape_ru, shape], stack=False,
+        h_final, (hs, prev_ta, ru_ta, c_ta, rh_ta) = _loop(
+            num_steps, step, h0, [shape, shape, shape_ru, shape, shape], stack=False,
             peel_step0=only_step0)
         hs = hs.stack()
 
@@ -214,7 +215,7 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
 
             d_h0, (d_aru, d_ac) = _loop(num_steps, back, d_final, [shape_ru, shape],
                                         reverse=True, peel_step0=only_step0)
-            d_w_ru, d_w_c = _weight_grads(None, prev_ta.stack(), ru_ta.stack(), d_aru, d_ac)
+            d_w_ru, d_w_c = _weight_grads(None, prev_ta.stack(), rh_ta.stack(), d_aru, d_ac)
             return (_grad_of_input(d_aru, xp_ru, 3), _grad_of_input(d_ac, xp_c, 3), d_h0,
                     d_w_ru, d_w_c)
 
@@ -261,27 +262,31 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
             z_con = None
             if F:
                 z_con = fb if fb_mask_tbf is None else fb * tf.gather(fb_mask_tbf, t)
-            con_h, con_ru, con_c = _cell_forward(_at(con_xp_ru, t, 2), _at(con_xp_c, t, 2),
-                                                 z_con, con_h, con_w_ru, con_w_c, step_clip)
+            con_h, con_ru, con_c, con_rh = _cell_forward(
+                _at(con_xp_ru, t, 2), _at(con_xp_c, t, 2), z_con, con_h, con_w_ru, con_w_c,
+                step_clip)
             co = tf.matmul(con_h, w_co) + b_co
             mean, logvar = tf.split(co, 2, axis=1)
             u = mean if use_mean else mean + tf.exp(0.5 * logvar) * tf.gather(eps_tbu, t)
-            gen_h, gen_ru, gen_c = _cell_forward(_at(gen_xp_ru, t, 2), _at(gen_xp_c, t, 2), u,
-                                                 gen_h, gen_w_ru, gen_w_c, step_clip)
+            gen_h, gen_ru, gen_c, gen_rh = _cell_forward(
+                _at(gen_xp_ru, t, 2), _at(gen_xp_c, t, 2), u, gen_h, gen_w_ru, gen_w_c,
+                step_clip)
             gen_do = gen_h if gen_mask_tbg is None else gen_h * tf.gather(gen_mask_tbg, t)
             fac = tf.matmul(gen_do, w_fac)
             return ((con_h, gen_h, fac if F else fb),
-                    [con_h, co, u, gen_h, fac, con_prev, con_ru, con_c, gen_prev, gen_ru,
-                     gen_c])
+                    [con_h, co, u, gen_h, fac, con_prev, con_ru, con_c, con_rh, gen_prev,
+                     gen_ru, gen_c, gen_rh])
 
         b = con_h0.shape[:1]
         C, G = con_h0.shape[1], gen_h0.shape[1]
         shapes = [b + [C], b + [2 * U], b + [U], b + [G], b + [w_fac.shape[1]],
-                  b + [C], b + [2 * C], b + [C], b + [G], b + [2 * G], b + [G]]
+                  b + [C], b + [2 * C], b + [C], b + [C], b + [G], b + [2 * G], b + [G],
+                  b + [G]]
         _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), shapes, stack=False,
                        peel_step0=only_step0)
         con_hs, cos, us, gen_hs, facs = [ta.stack() for ta in tas[:5]]
-        con_prev_ta, con_ru_ta, con_c_ta, gen_prev_ta, gen_ru_ta, gen_c_ta = tas[5:]
+        (con_prev_ta, con_ru_ta, con_c_ta, con_rh_ta, gen_prev_ta, gen_ru_ta, gen_c_ta,
+         gen_rh_ta) = tas[5:]
         means, logvars = tf.split(cos, 2, axis=2)
 
         def grad(d_gen, d_fac, d_u, d_mean, d_logvar):
@@ -335,9 +340,9 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 z_con = tf.concat([fb0[None], facs[:-1]], 0)
                 if fb_mask_tbf is not None:
                     z_con *= fb_mask_tbf
-            d_con_w = _weight_grads(z_con, con_prev_ta.stack(), con_ru_ta.stack(),
+            d_con_w = _weight_grads(z_con, con_prev_ta.stack(), con_rh_ta.stack(),
                                     d_con_aru, d_con_ac)
-            d_gen_w = _weight_grads(us, gen_prev_ta.stack(), gen_ru_ta.stack(), d_gen_aru,
+            d_gen_w = _weight_grads(us, gen_prev_ta.stack(), gen_rh_ta.stack(), d_gen_aru,
                                     d_gen_ac)
             d_w_co = tf.matmul(tf.reshape(con_hs, [-1, C]), tf.reshape(g_cos, [-1, 2 * U]),
                                transpose_a=True)
