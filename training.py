@@ -318,12 +318,18 @@ def make_eval_step(bundle, hps, name):
 
 
 def _compile(step_fn, T, D, I):
-    """tf.function with a fixed input signature (batch size free: one trace)."""
+    """tf.function with a fixed input signature (batch size free: one trace).
+
+    autograph=False: the model's loops are explicit tf.while_loops and its Python
+    branches depend on hyperparameters only, so AutoGraph would only rewrite the
+    source of every function it meets, which was 60 % of the time to trace a step.
+    """
     data_spec = tf.TensorSpec([None, T, D], tf.float32)
     if I > 0:
-        return tf.function(step_fn, input_signature=[
+        return tf.function(step_fn, autograph=False, input_signature=[
             data_spec, tf.TensorSpec([None, T, I], tf.float32)])
-    return tf.function(lambda data: step_fn(data, None), input_signature=[data_spec])
+    return tf.function(lambda data: step_fn(data, None), autograph=False,
+                       input_signature=[data_spec])
 
 
 def call_step(step, data, ext):
