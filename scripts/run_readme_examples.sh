@@ -17,6 +17,8 @@
 #   PS_EXTRA_FLAGS     extra flags for the posterior-sampling command only (e.g. fewer
 #                      samples than the README's 1024 for a quick check)
 #   SKIP_SYNTH=1       reuse existing data
+#   JOBS=2             run the examples in two parallel lanes (their output is printed
+#                      lane by lane at the end); the default 1 runs them one after another
 # Existing save folders of the examples are removed first (they would be resumed otherwise).
 #
 # Two README examples write into another example's folder (spec Q4): the Gaussian example
@@ -65,6 +67,7 @@ train() {  # train <label> <flags...>
 }
 
 # 1. chaotic rnn data with no input pulses (g = 1.5) with spiking noise (all flags listed)
+example1() {
 train "no inputs" --data_dir=/tmp/rnn_synth_data_v1.0/ \
 --data_filename_stem=chaotic_rnn_no_inputs \
 --lfads_save_dir=/tmp/lfads_chaotic_rnn_no_inputs \
@@ -88,8 +91,10 @@ train "no inputs" --data_dir=/tmp/rnn_synth_data_v1.0/ \
 --do_train_io_only=false --do_train_encoder_only=false \
 --data_dir="$DATA_DIR" --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
+}
 
 # 2. chaotic rnn data with no input pulses (g = 1.5) with Gaussian noise
+example2() {
 train "Gaussian noise" --data_dir="$DATA_DIR" \
 --data_filename_stem=gaussian_chaotic_rnn_no_inputs \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" \
@@ -97,38 +102,48 @@ train "Gaussian noise" --data_dir="$DATA_DIR" \
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5"
 mv "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5_gaussian"
 echo "   note: the README gives this example the g2.5 example's folder; moved to ..._gaussian"
+}
 
 # 3. chaotic rnn data with input pulses (g = 2.5)
+example3() {
 train "input pulses g2.5" --data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnn_inputs_g2p5 \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" \
 --co_dim=1 --factors_dim=20 --output_dist=poisson
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5"
+}
 
 # 4. multi-session RNN data
+example4() {
 train "multi-session" --data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnn_multisession \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_multisession" \
 --factors_dim=10 --output_dist=poisson
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_multisession"
+}
 
 # 5. integration to bound model data
+example5() {
 train "integration to bound" --data_dir="$DATA_DIR" \
 --data_filename_stem=itb_rnn \
 --lfads_save_dir="$SAVE_ROOT/lfads_itb_rnn" \
 --co_dim=1 --factors_dim=20 --controller_input_lag=0 --output_dist=poisson
 check_train "$SAVE_ROOT/lfads_itb_rnn"
+}
 
 # 6. chaotic RNN data with labels
+example6() {
 train "labels as external input" --data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnns_labeled \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnns_labeled" \
 --co_dim=0 --factors_dim=20 --controller_input_lag=0 --ext_input_dim=1 \
 --output_dist=poisson
 check_train "$SAVE_ROOT/lfads_chaotic_rnns_labeled"
+}
 
 # 7. the README's last example: Gaussian output on the integer spike counts; accepted, the
 #    counts are treated as real values (a one-line note says so). It reuses example 1's folder.
+example7() {
 mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_poisson"
 train "Gaussian output on spike counts" --data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnn_no_inputs \
@@ -138,17 +153,19 @@ train "Gaussian output on spike counts" --data_dir="$DATA_DIR" \
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
 mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_gaussian"
 mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_poisson" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
+}
 
 # Evaluation of the g2.5 model. The README loads checkpoint_lve, which exists once the KL
 # and L2 ramps are done (2000 steps with the README's flags); a short run falls back to the
 # regular checkpoint.
 G2P5="$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5"
-CKPT=checkpoint_lve; [[ -f "$G2P5/checkpoint_lve" ]] || CKPT=checkpoint
 evaluate() {  # evaluate <label> <flags...>
     echo "== evaluate: $1"; shift
     # EXTRA_FLAGS first: the command's own flags (e.g. --batch_size=50) win
     "${RUN[@]}" "${EXTRA[@]}" "$@" | grep -E "^(error|note|Wrote)" || true
 }
+evaluations() {
+local CKPT=checkpoint_lve; [[ -f "$G2P5/checkpoint_lve" ]] || CKPT=checkpoint
 evaluate "posterior sample and average" --kind=posterior_sample_and_average \
 --data_dir="$DATA_DIR" --data_filename_stem=chaotic_rnn_inputs_g2p5 \
 --lfads_save_dir="$G2P5" --co_dim=1 --factors_dim=20 --batch_size=1024 \
@@ -182,4 +199,24 @@ with h5py.File(d + "/model_params") as f:
     assert "LFADS_gen_GenGRU_Gates_h_2_ru_W:0" in f
     print("   ok: model_params with %d variables" % len(f))
 PY
+}
+
+# Examples 1 and 7 share a folder, as do 2 and 3, and the evaluations use example 3's
+# model; the two lanes keep each of those orders.
+lane1() { example1; example7; example4; example5; }
+lane2() { example2; example3; evaluations; example6; }
+if [[ "${JOBS:-1}" == 2 ]]; then
+    LOG_DIR="$(mktemp -d)"
+    trap 'rm -rf "$LOG_DIR"' EXIT
+    lane1 > "$LOG_DIR/1" 2>&1 & pid1=$!
+    lane2 > "$LOG_DIR/2" 2>&1 & pid2=$!
+    status=0
+    wait "$pid1" || status=1
+    wait "$pid2" || status=1
+    cat "$LOG_DIR/1" "$LOG_DIR/2"
+    [[ $status -eq 0 ]] || fail "an example failed (see above)"
+else
+    lane1
+    lane2
+fi
 echo "All README examples ran."

@@ -12,7 +12,7 @@ SMALL_MODEL = ("--batch_size=16 --ic_dim=4 --gen_dim=16 --ic_enc_dim=8 --ci_enc_
 def test_run_readme_examples(tmp_path):
     env = dict(os.environ, DATA_DIR=str(tmp_path / "data") + "/",
                SAVE_ROOT=str(tmp_path / "runs"), SYNTH_EXTRA_FLAGS="--C=20 --nreplications=10",
-               EXTRA_FLAGS=SMALL_MODEL, PS_EXTRA_FLAGS="--batch_size=16")
+               EXTRA_FLAGS=SMALL_MODEL, PS_EXTRA_FLAGS="--batch_size=16", JOBS="2")
     os.makedirs(env["SAVE_ROOT"])
     start = time.time()
     proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "run_readme_examples.sh"),
