@@ -13,18 +13,28 @@ baseline, the epochs and the wall time of training. For g2p5 it also prints the
 fraction of valid trials whose inferred input peaks within 5 bins of the true pulse.
 
 Training resumes from the save folder, so a longer --epochs continues a previous
-run (its wall time is added up in <save_dir>/quality_time.json). --samples is the
+run (its wall time is added up in <save_dir>/quality_time.json).
+
+A run of many hours outlives the machine it started on: --snapshot copies the newest
+regular and lowest-validation checkpoints of each example, with its fitlog and wall
+time, to scripts/quality_runs/<example>/ (small enough to commit), and a run whose
+save folder holds no checkpoint starts from that snapshot when there is one. --samples is the
 number of posterior samples averaged per trial (the README uses 1024; 128 gives the
 same R² to about 3 decimals and is 8 times faster).
 """
 import argparse
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNAPSHOT_ROOT = os.path.join(ROOT, "scripts", "quality_runs")
+# what a snapshot keeps besides the newest checkpoint of each state file
+SNAPSHOT_FILES = ("fitlog.csv", "quality_time.json", "hyperparameters-*.txt")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
@@ -55,6 +65,26 @@ def run(cmd, log, on_tick=None):
         on_tick(time.time() - t0)
     if proc.returncode != 0:
         raise SystemExit("command failed (see %s): %s" % (log, " ".join(cmd)))
+
+
+def copy_run(src, dst):
+    """Copies the newest checkpoint of each state file (`checkpoint`, `checkpoint_lve`)
+    with its state file naming it alone, plus SNAPSHOT_FILES, from src to dst."""
+    import training
+    os.makedirs(dst, exist_ok=True)
+    for state in (training.CHECKPOINT_STATE, training.CHECKPOINT_STATE_LVE):
+        paths = training.read_checkpoint_state(src, state)
+        if not paths:
+            continue
+        name = os.path.basename(paths[-1])
+        for f in glob.glob(paths[-1] + ".*"):
+            shutil.copy2(f, os.path.join(dst, os.path.basename(f)))
+        with open(os.path.join(dst, state), "w") as f:
+            f.write('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n'
+                    % (name, name))
+    for pattern in SNAPSHOT_FILES:
+        for f in glob.glob(os.path.join(src, pattern)):
+            shutil.copy2(f, os.path.join(dst, os.path.basename(f)))
 
 
 def input_peak_fraction(controller_outputs_etu, input_times_e, tolerance=5):
@@ -114,10 +144,23 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--eval_only", action="store_true")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="copy each example's newest checkpoints to "
+                             "scripts/quality_runs/<example>/ and stop")
     args = parser.parse_args(argv)
     rows = []
     for example in args.examples.split(","):
         save_dir = os.path.join(args.save_root, example)
+        snapshot = os.path.join(SNAPSHOT_ROOT, example)
+        if args.snapshot:
+            shutil.rmtree(snapshot, ignore_errors=True)
+            copy_run(save_dir, snapshot)
+            print("Copied the newest checkpoints of %s to %s" % (save_dir, snapshot))
+            continue
+        if not os.path.exists(os.path.join(save_dir, "checkpoint")) \
+                and os.path.exists(os.path.join(snapshot, "checkpoint")):
+            copy_run(snapshot, save_dir)
+            print("Starting from the snapshot in %s" % snapshot)
         os.makedirs(save_dir, exist_ok=True)
         log = os.path.join(save_dir, "quality_log.txt")
         time_file = os.path.join(save_dir, "quality_time.json")
@@ -143,6 +186,8 @@ def main(argv=None):
         rows.append(row)
         print("RESULT " + json.dumps(row))
         sys.stdout.flush()
+    if args.snapshot:
+        return 0
     print("| data set | epochs | training wall time | valid R² (pooled) | "
           "mean per-neuron R² | smoothed spikes R² | input peak within 5 bins |")
     print("|---|---|---|---|---|---|---|")

@@ -485,3 +485,30 @@ def test_gaussian_training_runs(tmp_path):
                               "model_runs_set0_valid_posterior_push_mean"))
     assert out["output_dist_params"].shape == (16, 25, 30)
     assert np.all(out["output_dist_params"][..., 15:] > 0)  # variances
+
+
+def test_quality_snapshot_holds_the_newest_checkpoints_and_resumes(main, tmp_path):
+    """readme_quality.copy_run: what --snapshot commits, and what a new machine starts from."""
+    import readme_quality
+    snap = str(tmp_path / "snap")
+    readme_quality.copy_run(main["save_dir"], snap)
+    expected_files = set()
+    for state in (training.CHECKPOINT_STATE, training.CHECKPOINT_STATE_LVE):
+        src = training.read_checkpoint_state(main["save_dir"], state)
+        assert len(src) >= 2, state  # the fixture keeps several: only the newest is copied
+        newest = os.path.basename(src[-1])
+        assert [os.path.basename(p) for p in training.read_checkpoint_state(snap, state)] \
+            == [newest]
+        expected_files |= {newest + ".index", newest + ".data-00000-of-00001"}
+    assert {f for f in os.listdir(snap) if ".ckpt-" in f} == expected_files
+    with open(os.path.join(snap, "fitlog.csv")) as f:
+        assert len(f.readlines()) == td.MAIN_EPOCHS
+    out = io.StringIO()
+    flags = [a for a in main["flags"] if not a.startswith("--lfads_save_dir=")]
+    with contextlib.redirect_stdout(out):
+        bundle = td.run(flags + ["--lfads_save_dir=" + snap, "--seed=1",
+                                 "--max_epochs=%d" % (td.MAIN_EPOCHS + 1)])
+    step = int(main["bundle"].state.global_step.numpy())
+    assert "Restored from %s-%d" % (os.path.join(snap, "lfads_vae.ckpt"), step) \
+        in out.getvalue(), out.getvalue()
+    assert int(bundle.state.epoch.numpy()) == td.MAIN_EPOCHS + 1
