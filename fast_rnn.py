@@ -205,10 +205,12 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
         hs = hs.stack()
 
         def grad(d_hs, d_final):
-            d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
             d_final = tf.zeros_like(h0) if d_final is None else d_final
+
             def back(t, d_h, at_step0):
-                g = _through_clip(tf.gather(d_hs, t) + d_h, t, at_step0, hs, clip)
+                # d_hs is None where only the final states are used (the IC encoders)
+                g = d_h if d_hs is None else tf.gather(d_hs, t) + d_h
+                g = _through_clip(g, t, at_step0, hs, clip)
                 d_h_prev, _, d_aru, d_ac = _cell_backward(
                     g, prev_ta.read(t), ru_ta.read(t), c_ta.read(t), w_ru, w_c, 0)
                 return d_h_prev, [d_aru, d_ac]
