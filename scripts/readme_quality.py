@@ -13,14 +13,14 @@ baseline, the epochs and the wall time of training. For g2p5 it also prints the
 fraction of valid trials whose inferred input peaks within 5 bins of the true pulse.
 
 Training resumes from the save folder, so a longer --epochs continues a previous
-run (its wall time is added up in <save_dir>/quality_time.json).
+run (its wall time is added up in <save_dir>/quality_time.json). --samples is the
+number of posterior samples averaged per trial (the README uses 1024; 128 gives the
+same R² to about 3 decimals and is 8 times faster).
 
 A run of many hours outlives the machine it started on: --snapshot copies the newest
 regular and lowest-validation checkpoints of each example, with its fitlog and wall
 time, to scripts/quality_runs/<example>/ (small enough to commit), and a run whose
-save folder holds no checkpoint starts from that snapshot when there is one. --samples is the
-number of posterior samples averaged per trial (the README uses 1024; 128 gives the
-same R² to about 3 decimals and is 8 times faster).
+save folder holds no checkpoint starts from that snapshot when there is one.
 """
 import argparse
 import glob
@@ -148,15 +148,19 @@ def main(argv=None):
                         help="copy each example's newest checkpoints to "
                              "scripts/quality_runs/<example>/ and stop")
     args = parser.parse_args(argv)
-    rows = []
-    for example in args.examples.split(","):
-        save_dir = os.path.join(args.save_root, example)
-        snapshot = os.path.join(SNAPSHOT_ROOT, example)
-        if args.snapshot:
+    examples = args.examples.split(",")
+    if args.snapshot:
+        for example in examples:
+            save_dir = os.path.join(args.save_root, example)
+            snapshot = os.path.join(SNAPSHOT_ROOT, example)
             shutil.rmtree(snapshot, ignore_errors=True)
             copy_run(save_dir, snapshot)
             print("Copied the newest checkpoints of %s to %s" % (save_dir, snapshot))
-            continue
+        return 0
+    rows = []
+    for example in examples:
+        save_dir = os.path.join(args.save_root, example)
+        snapshot = os.path.join(SNAPSHOT_ROOT, example)
         if not os.path.exists(os.path.join(save_dir, "checkpoint")) \
                 and os.path.exists(os.path.join(snapshot, "checkpoint")):
             copy_run(snapshot, save_dir)
@@ -186,8 +190,6 @@ def main(argv=None):
         rows.append(row)
         print("RESULT " + json.dumps(row))
         sys.stdout.flush()
-    if args.snapshot:
-        return 0
     print("| data set | epochs | training wall time | valid R² (pooled) | "
           "mean per-neuron R² | smoothed spikes R² | input peak within 5 bins |")
     print("|---|---|---|---|---|---|---|")
