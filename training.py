@@ -137,6 +137,16 @@ def read_checkpoint_state(save_dir, state_name):
     return [p if os.path.isabs(p) else os.path.join(save_dir, p) for p in paths]
 
 
+def write_checkpoint_state(save_dir, state_name, paths):
+    """Replaces a state file atomically: it names paths (newest last), relative to save_dir."""
+    rel = [os.path.relpath(p, save_dir) for p in paths]
+    lines = ['all_model_checkpoint_paths: "%s"' % r for r in rel]
+    text = 'model_checkpoint_path: "%s"\n%s\n' % (rel[-1], "\n".join(lines))
+    with utils.atomic_path(_state_path(save_dir, state_name)) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
 class CheckpointSaver:
     """Saves checkpoints `<save_dir>/<prefix>-<step>` listed in a TF state file.
 
@@ -159,12 +169,7 @@ class CheckpointSaver:
         paths = [p for p in read_checkpoint_state(self.save_dir, self.state_name)
                  if p != path] + [path]
         keep = paths[-self.max_to_keep:] if self.max_to_keep > 0 else paths
-        rel = [os.path.relpath(p, self.save_dir) for p in keep]
-        lines = ['all_model_checkpoint_paths: "%s"' % r for r in rel]
-        text = 'model_checkpoint_path: "%s"\n%s\n' % (rel[-1], "\n".join(lines))
-        with utils.atomic_path(_state_path(self.save_dir, self.state_name)) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text)
+        write_checkpoint_state(self.save_dir, self.state_name, keep)
         for old in paths[:-len(keep)] if len(keep) < len(paths) else []:
             for fname in tf.io.gfile.glob(old + ".*"):
                 tf.io.gfile.remove(fname)

@@ -76,12 +76,10 @@ def copy_run(src, dst):
         paths = training.read_checkpoint_state(src, state)
         if not paths:
             continue
-        name = os.path.basename(paths[-1])
         for f in glob.glob(paths[-1] + ".*"):
             shutil.copy2(f, os.path.join(dst, os.path.basename(f)))
-        with open(os.path.join(dst, state), "w") as f:
-            f.write('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n'
-                    % (name, name))
+        training.write_checkpoint_state(dst, state,
+                                        [os.path.join(dst, os.path.basename(paths[-1]))])
     for pattern in SNAPSHOT_FILES:
         for f in glob.glob(os.path.join(src, pattern)):
             shutil.copy2(f, os.path.join(dst, os.path.basename(f)))
