@@ -370,11 +370,16 @@ def run(hps, allow_gpu_growth=False, intra_op_threads=-1, inter_op_threads=0):
         return evaluation.run_kind(hps, datasets)
 
 
+_stop_signum = None  # set once SIGTERM has arrived
+
+
 def _exit_on_sigterm(signum, frame):
     """SIGTERM (`kill`, a job scheduler's time limit) exits like Ctrl-C: Python's
     clean-up runs, so a half-written output's temporary file is removed and the
     save-folder lock released (checkpoints are written atomically regardless)."""
     del frame
+    global _stop_signum
+    _stop_signum = signum
     print("Stopped by signal %d." % signum, file=sys.stderr)
     sys.exit(128 + signum)
 
@@ -391,6 +396,12 @@ def main(argv):
             intra_op_threads=FLAGS.intra_op_threads,
             inter_op_threads=FLAGS.inter_op_threads)
     except Exception as e:  # one line for users; the traceback only with --debug
+        if _stop_signum is not None:
+            # The SystemExit of _exit_on_sigterm can come out of TensorFlow as another
+            # exception when it lands mid-way in TF code (seen: "Exiting device scope
+            # without proper scope nesting" from the checkpoint writer). Clean-up has
+            # run all the same on the way out: exit as the signal asked.
+            sys.exit(128 + _stop_signum)
         import utils
         known = (utils.DataError, UsageError) + _known_errors()
         if debug or not isinstance(e, known):

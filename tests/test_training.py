@@ -337,6 +337,33 @@ def test_sigterm_stops_cleanly(tmp_path):
     assert _epoch_in_checkpoint(latest) >= 1
 
 
+_SIGTERM_INSIDE_TF = """
+import os, signal, sys
+from absl import app
+import run_lfads
+
+def run(*args, **kwargs):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+    except SystemExit:  # what TensorFlow made of it once (CI, checkpoint writer)
+        raise RuntimeError("Exiting device scope without proper scope nesting")
+
+run_lfads.run = run
+sys.argv = ["run_lfads.py", "--kind=train", "--data_dir=/nonexistent"]
+app.run(run_lfads.main)
+"""
+
+
+def test_sigterm_turned_into_another_error_still_stops_cleanly():
+    """A SIGTERM whose SystemExit comes out of TensorFlow as another exception
+    still exits with status 143 and the one-line note, not a traceback and 1."""
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_INSIDE_TF], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    assert "Stopped by signal %d." % signal.SIGTERM in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+
+
 def test_sigkill_then_restart_resumes(tmp_path, capsys):
     proc, save_dir, flags, _ = _train_then_signal(tmp_path, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
