@@ -370,13 +370,14 @@ def run(hps, allow_gpu_growth=False, intra_op_threads=-1, inter_op_threads=0):
         return evaluation.run_kind(hps, datasets)
 
 
-_stop_signum = None  # set once SIGTERM has arrived
+_stop_signum = None  # set once SIGTERM or SIGINT has arrived
 
 
-def _exit_on_sigterm(signum, frame):
-    """SIGTERM (`kill`, a job scheduler's time limit) exits like Ctrl-C: Python's
-    clean-up runs, so a half-written output's temporary file is removed and the
-    save-folder lock released (checkpoints are written atomically regardless)."""
+def _exit_on_stop_signal(signum, frame):
+    """SIGTERM (`kill`, a job scheduler's time limit) and SIGINT (Ctrl-C) exit with
+    128 + signum and a one-line note instead of a traceback. Python's clean-up runs,
+    so a half-written output's temporary file is removed and the save-folder lock
+    released (checkpoints are written atomically regardless)."""
     del frame
     global _stop_signum
     _stop_signum = signum
@@ -388,7 +389,8 @@ def main(argv):
     del argv
     from absl import logging
     logging.set_verbosity(logging.WARNING)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_on_stop_signal)
     debug = FLAGS.debug or os.environ.get("LFADS_DEBUG", "") not in ("", "0")
     hps = build_hps()
     try:
@@ -397,7 +399,7 @@ def main(argv):
             inter_op_threads=FLAGS.inter_op_threads)
     except Exception as e:  # one line for users; the traceback only with --debug
         if _stop_signum is not None:
-            # The SystemExit of _exit_on_sigterm can come out of TensorFlow as another
+            # The SystemExit of _exit_on_stop_signal can come out of TensorFlow as another
             # exception when it lands mid-way in TF code (seen: "Exiting device scope
             # without proper scope nesting" from the checkpoint writer). Clean-up has
             # run all the same on the way out: exit as the signal asked.

@@ -337,14 +337,14 @@ def test_sigterm_stops_cleanly(tmp_path):
     assert _epoch_in_checkpoint(latest) >= 1
 
 
-_SIGTERM_INSIDE_TF = """
+_SIGNAL_INSIDE_TF = """
 import os, signal, sys
 from absl import app
 import run_lfads
 
 def run(*args, **kwargs):
     try:
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.%s)
     except SystemExit:  # what TensorFlow made of it once (CI, checkpoint writer)
         raise RuntimeError("Exiting device scope without proper scope nesting")
 
@@ -354,13 +354,15 @@ app.run(run_lfads.main)
 """
 
 
-def test_sigterm_turned_into_another_error_still_stops_cleanly():
-    """A SIGTERM whose SystemExit comes out of TensorFlow as another exception
-    still exits with status 143 and the one-line note, not a traceback and 1."""
-    proc = subprocess.run([sys.executable, "-c", _SIGTERM_INSIDE_TF], cwd=ROOT,
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_stop_signal_turned_into_another_error_still_stops_cleanly(name):
+    """SIGTERM or Ctrl-C (SIGINT) whose SystemExit comes out of TensorFlow as another
+    exception still exits with 128 + signum and the one-line note, no traceback."""
+    signum = getattr(signal, name)
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_INSIDE_TF % name], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
-    assert "Stopped by signal %d." % signal.SIGTERM in proc.stderr
+    assert proc.returncode == 128 + signum, proc.stderr[-3000:]
+    assert "Stopped by signal %d." % signum in proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
 
