@@ -541,3 +541,21 @@ def test_quality_snapshot_holds_the_newest_checkpoints_and_resumes(main, tmp_pat
     assert "Restored from %s-%d" % (os.path.join(snap, "lfads_vae.ckpt"), step) \
         in out.getvalue(), out.getvalue()
     assert int(bundle.state.epoch.numpy()) == td.MAIN_EPOCHS + 1
+
+
+def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
+    """readme_quality --checkpoint: auto prefers checkpoint_lve, falls back to the newest
+    regular checkpoint, and a missing state file is a one-line error."""
+    import readme_quality
+    save_dir = str(tmp_path)
+    with pytest.raises(SystemExit, match="no 'checkpoint' state file in " + save_dir):
+        readme_quality.checkpoint_to_evaluate(save_dir)
+    training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE,
+                                    [os.path.join(save_dir, "lfads_vae.ckpt-25")])
+    assert readme_quality.checkpoint_to_evaluate(save_dir) == "checkpoint"
+    with pytest.raises(SystemExit, match="no 'checkpoint_lve' state file"):
+        readme_quality.checkpoint_to_evaluate(save_dir, "checkpoint_lve")
+    training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE_LVE,
+                                    [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
+    assert readme_quality.checkpoint_to_evaluate(save_dir) == "checkpoint_lve"
+    assert readme_quality.checkpoint_to_evaluate(save_dir, "checkpoint") == "checkpoint"
