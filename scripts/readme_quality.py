@@ -100,10 +100,13 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
     """The state file whose newest checkpoint is scored: `which`, or for "auto" the
     lowest-validation one (`checkpoint_lve`, written once the KL/L2 ramps are done)
     when it exists, else the newest regular one (`checkpoint`)."""
+    import training
     if which == "auto":
-        which = "checkpoint_lve" \
-            if os.path.exists(os.path.join(save_dir, "checkpoint_lve")) else "checkpoint"
-    if not os.path.exists(os.path.join(save_dir, which)):
+        which = training.CHECKPOINT_STATE_LVE \
+            if training.read_checkpoint_state(save_dir, training.CHECKPOINT_STATE_LVE) \
+            else training.CHECKPOINT_STATE
+    # the same test as run_lfads's restore, made here so the error is not lost in the log
+    if not training.read_checkpoint_state(save_dir, which):
         raise SystemExit("readme_quality: no '%s' state file in %s: nothing to evaluate"
                          % (which, save_dir))
     return which
