@@ -23,6 +23,10 @@ A run of many hours outlives the machine it started on: --snapshot copies the ne
 regular and lowest-validation checkpoints of each example, with its fitlog and wall
 time, to scripts/quality_runs/<example>/ (small enough to commit), and a run whose
 save folder holds no checkpoint starts from that snapshot when there is one.
+
+The original sets no seed, so every seed is an equally faithful run: --seed=N other
+than 1 trains in <save_root>/<example>_seedN/ and snapshots to
+scripts/quality_runs/<example>_seedN/, apart from the seed-1 run.
 """
 import argparse
 import glob
@@ -47,6 +51,11 @@ EXAMPLES = {
     "g2p5": dict(stem="chaotic_rnn_inputs_g2p5",
                  flags=["--co_dim=1", "--factors_dim=20", "--output_dist=poisson"]),
 }
+
+
+def run_name(example, seed):
+    """Folder name of one example's run: the example for seed 1, else <example>_seed<N>."""
+    return example if seed == 1 else "%s_seed%d" % (example, seed)
 
 
 def run(cmd, log, on_tick=None):
@@ -169,16 +178,16 @@ def main(argv=None):
     examples = args.examples.split(",")
     if args.snapshot:
         for example in examples:
-            save_dir = os.path.join(args.save_root, example)
-            snapshot = os.path.join(SNAPSHOT_ROOT, example)
+            save_dir = os.path.join(args.save_root, run_name(example, args.seed))
+            snapshot = os.path.join(SNAPSHOT_ROOT, run_name(example, args.seed))
             shutil.rmtree(snapshot, ignore_errors=True)
             copy_run(save_dir, snapshot)
             print("Copied the newest checkpoints of %s to %s" % (save_dir, snapshot))
         return 0
     rows = []
     for example in examples:
-        save_dir = os.path.join(args.save_root, example)
-        snapshot = os.path.join(SNAPSHOT_ROOT, example)
+        save_dir = os.path.join(args.save_root, run_name(example, args.seed))
+        snapshot = os.path.join(SNAPSHOT_ROOT, run_name(example, args.seed))
         if not os.path.exists(os.path.join(save_dir, "checkpoint")) \
                 and os.path.exists(os.path.join(snapshot, "checkpoint")):
             copy_run(snapshot, save_dir)
@@ -202,7 +211,8 @@ def main(argv=None):
         epochs = sum(1 for _ in open(fitlog)) if os.path.exists(fitlog) else 0
         r2, r2_neuron, r2_smooth, extra = evaluate(example, save_dir, args.data_dir,
                                                    args.samples, log, args.checkpoint)
-        row = dict(example=example, epochs=epochs, train_minutes=spent / 60.0,
+        row = dict(example=run_name(example, args.seed), epochs=epochs,
+                   train_minutes=spent / 60.0,
                    r2_pooled=r2, r2_mean_per_neuron=r2_neuron,
                    r2_smoothed_spikes=r2_smooth, **extra)
         rows.append(row)

@@ -559,3 +559,26 @@ def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
                                     [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
     assert readme_quality.checkpoint_to_evaluate(save_dir) == "checkpoint_lve"
     assert readme_quality.checkpoint_to_evaluate(save_dir, "checkpoint") == "checkpoint"
+
+
+def test_quality_runs_of_other_seeds_keep_their_own_folders(tmp_path, monkeypatch):
+    """readme_quality --seed=N: a seed other than 1 neither starts from nor overwrites the
+    seed-1 snapshot; seed 1 keeps the folder names the committed snapshot has."""
+    import readme_quality
+    assert readme_quality.run_name("no_inputs", 1) == "no_inputs"
+    assert readme_quality.run_name("no_inputs", 2) == "no_inputs_seed2"
+    snap_root = tmp_path / "snapshots"
+    monkeypatch.setattr(readme_quality, "SNAPSHOT_ROOT", str(snap_root))
+    seed1_snap = str(snap_root / "no_inputs")
+    os.makedirs(seed1_snap)
+    training.write_checkpoint_state(seed1_snap, training.CHECKPOINT_STATE,
+                                    [os.path.join(seed1_snap, "lfads_vae.ckpt-25")])
+    save_root = str(tmp_path / "runs")
+    with pytest.raises(SystemExit, match="no 'checkpoint' state file in %s: "
+                       % os.path.join(save_root, "no_inputs_seed2")):
+        readme_quality.main(["--examples=no_inputs", "--seed=2", "--eval_only",
+                             "--save_root=" + save_root])
+    readme_quality.main(["--examples=no_inputs", "--seed=2", "--snapshot",
+                         "--save_root=" + save_root])
+    assert sorted(os.listdir(snap_root)) == ["no_inputs", "no_inputs_seed2"]
+    assert os.listdir(seed1_snap) == ["checkpoint"]
