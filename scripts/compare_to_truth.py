@@ -4,12 +4,15 @@
 Usage (from the repo root):
   python scripts/compare_to_truth.py --output_file=F --data_file=D [--split=valid]
       [--output_dist=poisson|gaussian] [--smoothing_sd_bins=N] [--truth_scale=S]
+      [--per_bin]
 
 F is a `posterior_sample_and_average` or `posterior_push_mean` file (spec §10.2/§10.3),
 D the dataset file it was run on, which must hold `<split>_truth`. The split defaults to
 the one in F's canonical name (`..._<split>_posterior_...`). Rates are mapped to the
 truth's units with the conversion-factor convention detected from D (spec §13 Q19, see
-`plot_lfads.truth_scale`). Prints `key value` lines, e.g. `r2_pooled 0.9312`.
+`plot_lfads.truth_scale`). Prints `key value` lines, e.g. `r2_pooled 0.9312`;
+--per_bin adds one line per time bin with its R² and its share of the error
+(`r2_bin 0 0.2012 error_share 0.0710`), which shows where in the trial the error lies.
 
 Also the home of the small h5 helpers that scripts/plot_lfads_outputs.py shares.
 """
@@ -156,6 +159,30 @@ def r2_scores(pred_etd, truth_etd):
             "r2_per_neuron": r2_d}
 
 
+def r2_per_bin(pred_etd, truth_etd):
+    """R² of each time bin, and its share of the error; pred and truth [E, T, D].
+
+    With each neuron's mean over trials x time removed (as in r2_scores), for bin t
+    r2[t] = 1 - SS_res[t] / SS_tot[t], sums over trials and neurons, and
+    error_share[t] = SS_res[t] / sum_t SS_res[t]. Returns (r2_t, error_share_t), [T] each.
+    """
+    pred = np.asarray(pred_etd, dtype=np.float64)
+    truth = np.asarray(truth_etd, dtype=np.float64)
+    if pred.shape != truth.shape or pred.ndim != 3:
+        raise ValueError("pred %s and truth %s must both be [E, T, D]"
+                         % (pred.shape, truth.shape))
+    pred_c = pred - pred.mean(axis=(0, 1), keepdims=True)
+    truth_c = truth - truth.mean(axis=(0, 1), keepdims=True)
+    ss_res_t = np.sum((pred_c - truth_c) ** 2, axis=(0, 2))
+    ss_tot_t = np.sum(truth_c ** 2, axis=(0, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2_t = np.where(ss_tot_t > 0, 1.0 - ss_res_t / np.where(ss_tot_t > 0, ss_tot_t, 1),
+                        np.nan)
+        share_t = ss_res_t / ss_res_t.sum() if ss_res_t.sum() > 0 \
+            else np.zeros_like(ss_res_t)
+    return r2_t, share_t
+
+
 def r2_against_truth(rates_etd, truth_etd, conversion_factor=None, max_firing_rate=None,
                      dt=None, output_dist="poisson", scale=None):
     """R² of rates (counts/bin, or Gaussian means) [E, T, D] against truth [E, T, D].
@@ -201,6 +228,8 @@ def _parse_args(argv):
                    help="also print the R² of spikes smoothed with this Gaussian s.d.")
     p.add_argument("--truth_scale", type=float, default=None,
                    help="override the rates -> truth multiplier instead of detecting it")
+    p.add_argument("--per_bin", action="store_true",
+                   help="also print each time bin's R² and share of the error")
     return p.parse_args(argv)
 
 
@@ -239,6 +268,10 @@ def run(args):
                                                                      res["scale"])))
     print("r2_pooled %.4f" % res["r2_pooled"])
     print("r2_mean_per_neuron %.4f" % res["r2_mean_per_neuron"])
+    if args.per_bin:
+        r2_t, share_t = r2_per_bin(np.asarray(rates, dtype=np.float64) * res["scale"], truth)
+        for t, (r2, share) in enumerate(zip(r2_t, share_t)):
+            print("r2_bin %d %.4f error_share %.4f" % (t, r2, share))
     if data is not None:
         base = smoothed_spikes_r2(data, truth, args.smoothing_sd_bins, *scalars,
                                   output_dist=output_dist, scale=res["scale"])

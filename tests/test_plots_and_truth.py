@@ -315,3 +315,38 @@ def test_compare_itb_and_fewer_output_trials(tmp_path, capsys):
     assert values["convention"] == "divide" and values["trials"] == "3"
     assert float(values["r2_pooled"]) > 0.95
     assert "first 3 of 5" in captured.err
+
+
+def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path, capsys):
+    """r2_per_bin: an error confined to bin 0 is all of bin 0's share and leaves the other
+    bins perfect; the bins' residuals, weighted by their variance, give r2_pooled."""
+    rng = np.random.default_rng(0)
+    truth = rng.gamma(2.0, 1.0, size=(6, 5, 4))
+    pred = truth.copy()
+    error = rng.normal(size=(6, 4))
+    pred[:, 0, :] += error - error.mean(axis=0)  # leaves each neuron's mean as it is
+    r2_t, share_t = ctt.r2_per_bin(pred, truth)
+    assert share_t == pytest.approx([1, 0, 0, 0, 0])
+    assert r2_t[1:] == pytest.approx(np.ones(4))
+    pred = truth + rng.normal(scale=0.5, size=truth.shape)
+    r2_t, share_t = ctt.r2_per_bin(pred, truth)
+    truth_c = truth - truth.mean(axis=(0, 1), keepdims=True)
+    pred_c = pred - pred.mean(axis=(0, 1), keepdims=True)
+    for t in range(5):  # a plain loop as the reference
+        ss_res = np.sum((pred_c[:, t] - truth_c[:, t]) ** 2)
+        assert r2_t[t] == pytest.approx(1 - ss_res / np.sum(truth_c[:, t] ** 2))
+        assert share_t[t] == pytest.approx(ss_res / np.sum((pred_c - truth_c) ** 2))
+    ss_tot_t = np.sum(truth_c ** 2, axis=(0, 2))
+    assert 1 - np.sum(ss_tot_t * (1 - r2_t)) / ss_tot_t.sum() == pytest.approx(
+        ctt.r2_scores(pred, truth)["r2_pooled"])
+    out_path, data_path = _fake_files(tmp_path)
+    assert ctt.main(["--output_file=" + out_path, "--data_file=" + data_path,
+                     "--split=valid", "--per_bin"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()
+             if line.startswith("r2_bin ")]
+    with h5py.File(out_path, "r") as ho, h5py.File(data_path, "r") as hd:
+        ref_r2, ref_share = ctt.r2_per_bin(ho["output_dist_params"][()] * CF_CHAOTIC,
+                                           hd["valid_truth"][()])
+    assert [int(f[1]) for f in lines] == list(range(len(ref_r2)))
+    assert [float(f[2]) for f in lines] == pytest.approx(ref_r2, abs=1e-4)
+    assert [float(f[4]) for f in lines] == pytest.approx(ref_share, abs=1e-4)
