@@ -131,6 +131,17 @@ def truth_scale_from_file(hf, output_dist):
 
 # ---------------------------------------------------------------- R²
 
+def _centered(pred_etd, truth_etd):
+    """pred and truth [E, T, D] as float64, each neuron's mean over trials x time removed."""
+    pred = np.asarray(pred_etd, dtype=np.float64)
+    truth = np.asarray(truth_etd, dtype=np.float64)
+    if pred.shape != truth.shape or pred.ndim != 3:
+        raise ValueError("pred %s and truth %s must both be [E, T, D]"
+                         % (pred.shape, truth.shape))
+    return (pred - pred.mean(axis=(0, 1), keepdims=True),
+            truth - truth.mean(axis=(0, 1), keepdims=True))
+
+
 def r2_scores(pred_etd, truth_etd):
     """R² of pred vs truth (same units), both [E, T, D], after removing each neuron's mean.
 
@@ -140,13 +151,7 @@ def r2_scores(pred_etd, truth_etd):
       r2_per_neuron [D]: the same per neuron (NaN where the truth is constant);
       r2_mean_per_neuron: the mean of r2_per_neuron over neurons with defined R².
     """
-    pred = np.asarray(pred_etd, dtype=np.float64)
-    truth = np.asarray(truth_etd, dtype=np.float64)
-    if pred.shape != truth.shape or pred.ndim != 3:
-        raise ValueError("pred %s and truth %s must both be [E, T, D]"
-                         % (pred.shape, truth.shape))
-    pred_c = pred - pred.mean(axis=(0, 1), keepdims=True)
-    truth_c = truth - truth.mean(axis=(0, 1), keepdims=True)
+    pred_c, truth_c = _centered(pred_etd, truth_etd)
     ss_res_d = np.sum((pred_c - truth_c) ** 2, axis=(0, 1))
     ss_tot_d = np.sum(truth_c ** 2, axis=(0, 1))
     ss_tot = ss_tot_d.sum()
@@ -166,13 +171,7 @@ def r2_per_bin(pred_etd, truth_etd):
     r2[t] = 1 - SS_res[t] / SS_tot[t], sums over trials and neurons, and
     error_share[t] = SS_res[t] / sum_t SS_res[t]. Returns (r2_t, error_share_t), [T] each.
     """
-    pred = np.asarray(pred_etd, dtype=np.float64)
-    truth = np.asarray(truth_etd, dtype=np.float64)
-    if pred.shape != truth.shape or pred.ndim != 3:
-        raise ValueError("pred %s and truth %s must both be [E, T, D]"
-                         % (pred.shape, truth.shape))
-    pred_c = pred - pred.mean(axis=(0, 1), keepdims=True)
-    truth_c = truth - truth.mean(axis=(0, 1), keepdims=True)
+    pred_c, truth_c = _centered(pred_etd, truth_etd)
     ss_res_t = np.sum((pred_c - truth_c) ** 2, axis=(0, 2))
     ss_tot_t = np.sum(truth_c ** 2, axis=(0, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
