@@ -58,6 +58,12 @@ def run_name(example, seed):
     return example if seed == 1 else "%s_seed%d" % (example, seed)
 
 
+def run_dirs(save_root, example, seed):
+    """(save folder, snapshot folder) of one example's run with one seed."""
+    name = run_name(example, seed)
+    return os.path.join(save_root, name), os.path.join(SNAPSHOT_ROOT, name)
+
+
 def run(cmd, log, on_tick=None):
     """Runs cmd with output appended to log; calls on_tick(seconds) every minute."""
     t0 = time.time()
@@ -178,16 +184,14 @@ def main(argv=None):
     examples = args.examples.split(",")
     if args.snapshot:
         for example in examples:
-            save_dir = os.path.join(args.save_root, run_name(example, args.seed))
-            snapshot = os.path.join(SNAPSHOT_ROOT, run_name(example, args.seed))
+            save_dir, snapshot = run_dirs(args.save_root, example, args.seed)
             shutil.rmtree(snapshot, ignore_errors=True)
             copy_run(save_dir, snapshot)
             print("Copied the newest checkpoints of %s to %s" % (save_dir, snapshot))
         return 0
     rows = []
     for example in examples:
-        save_dir = os.path.join(args.save_root, run_name(example, args.seed))
-        snapshot = os.path.join(SNAPSHOT_ROOT, run_name(example, args.seed))
+        save_dir, snapshot = run_dirs(args.save_root, example, args.seed)
         if not os.path.exists(os.path.join(save_dir, "checkpoint")) \
                 and os.path.exists(os.path.join(snapshot, "checkpoint")):
             copy_run(snapshot, save_dir)

@@ -575,7 +575,7 @@ def test_quality_runs_of_other_seeds_keep_their_own_folders(tmp_path, monkeypatc
                                     [os.path.join(seed1_snap, "lfads_vae.ckpt-25")])
     save_root = str(tmp_path / "runs")
     with pytest.raises(SystemExit, match="no 'checkpoint' state file in %s: "
-                       % os.path.join(save_root, "no_inputs_seed2")):
+                       % re.escape(os.path.join(save_root, "no_inputs_seed2"))):
         readme_quality.main(["--examples=no_inputs", "--seed=2", "--eval_only",
                              "--save_root=" + save_root])
     readme_quality.main(["--examples=no_inputs", "--seed=2", "--snapshot",
