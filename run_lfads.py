@@ -1,16 +1,16 @@
-"""Command line of LFADS: `python run_lfads.py --kind=... --flag=value ...`.
+"""The `run_lfads` command: flags, hyperparameters and the dispatch on --kind.
 
 Every flag of the original run_lfads.py, with the same names, defaults and meaning
-(spec §2.1), plus a few new ones (listed under "New flags" below). This module owns
-the flags, the hyperparameter object and the dispatch on --kind; the training loop
-lives in training.py and the evaluation kinds in evaluation.py.
+as the original, plus a few new ones (listed under "New flags" below). The training loop
+lives in training.py and the evaluation kinds in evaluation.py; the help text and the
+one-line flag errors come from lfads_cli.py. Users see DESCRIPTION and FLAG_GROUPS
+(`run_lfads --help`), not this docstring.
 """
 import os
 import signal
 import sys
 import traceback
 
-from absl import app
 from absl import flags
 
 # TensorFlow's C++ log lines (CUDA probing, oneDNN notes) are not for users; real
@@ -175,6 +175,83 @@ flags.DEFINE_integer("inter_op_threads", 0,
 flags.DEFINE_boolean("debug", False,
                      "New: show full tracebacks instead of one-line errors "
                      "(also LFADS_DEBUG=1).")
+
+# ---------------------------------------------------------------- help
+# The topics of `run_lfads --help` and of the README's flag table
+# (scripts/make_flag_table.py); tests/test_cli_help.py checks that every flag is in
+# exactly one group.
+FLAG_GROUPS = [
+    ("What to run", [
+        "kind", "checkpoint_pb_load_name", "output_filename_stem",
+        "ps_nexamples_to_process", "prior_sample_dataset", "seed"]),
+    ("Data", [
+        "data_dir", "data_filename_stem", "output_dist", "ext_input_dim"]),
+    ("Save folder, checkpoints and logs", [
+        "lfads_save_dir", "checkpoint_name", "max_ckpt_to_keep", "max_ckpt_to_keep_lve",
+        "checkpoint_every_n_epochs", "csv_log", "plot_every_n_epochs"]),
+    ("Model: encoders, generator and factors", [
+        "ic_dim", "ic_enc_dim", "num_steps_for_gen_ic", "gen_dim", "factors_dim",
+        "inject_ext_input_to_gen", "cell_weight_scale", "gen_cell_input_weight_scale",
+        "gen_cell_rec_weight_scale", "cell_clip_value"]),
+    ("Model: controller (inferred inputs)", [
+        "co_dim", "ci_enc_dim", "con_dim", "controller_input_lag", "do_causal_controller",
+        "do_feed_factors_to_controller", "feedback_factors_or_rates"]),
+    ("Model: priors and posteriors", [
+        "ic_prior_var_min", "ic_prior_var_scale", "ic_prior_var_max", "ic_post_var_min",
+        "co_prior_var_scale", "prior_ar_atau", "prior_ar_nvar", "do_train_prior_ar_atau",
+        "do_train_prior_ar_nvar"]),
+    ("Training: optimisation and stopping", [
+        "batch_size", "learning_rate_init", "learning_rate_decay_factor",
+        "learning_rate_stop", "learning_rate_n_to_compare", "do_reset_learning_rate",
+        "max_grad_norm", "max_epochs", "max_consecutive_nonfinite_steps",
+        "max_nonfinite_restores"]),
+    ("Training: regularisation", [
+        "keep_prob", "temporal_spike_jitter_width", "l2_gen_scale", "l2_con_scale",
+        "co_mean_corr_scale", "kl_ic_weight", "kl_co_weight", "kl_start_step",
+        "kl_increase_steps", "l2_start_step", "l2_increase_steps"]),
+    ("Training: which weights are trained", [
+        "do_train_io_only", "do_train_encoder_only", "do_train_readin"]),
+    ("Hardware and diagnostics", [
+        "device", "allow_gpu_growth", "intra_op_threads", "inter_op_threads", "debug"]),
+]
+
+
+def _readme_location():
+    here = os.path.dirname(os.path.abspath(__file__))
+    readme = os.path.join(here, "README.md")
+    if os.path.isfile(readme):
+        return readme
+    return "README.md in the lfads-tf2 source folder"
+
+
+DESCRIPTION = """\
+run_lfads: LFADS (Latent Factor Analysis via Dynamical Systems) on TensorFlow 2.
+
+LFADS fits a sequential variational auto-encoder to binned spike counts (trials x time
+bins x neurons, h5 files) and infers denoised firing rates, low-dimensional factors, an
+initial condition per trial and the inputs that drive its generator RNN. The flags, data
+files and output files are those of the original LFADS run_lfads.py; flags whose meaning
+starts with "New:" do not exist in the original.
+
+Kinds (--kind):
+  train                         fit a model; checkpoints and logs go to --lfads_save_dir,
+                                and starting the same command again continues it
+  posterior_sample_and_average  per trial: rates, factors and inferred inputs averaged
+                                over --batch_size posterior samples
+  posterior_push_mean           the same from one pass at the posterior means
+  prior_sample                  --batch_size new trials generated from the priors
+  write_model_params            every variable of the model to one h5 file
+
+Example (evaluation kinds take the training flags again, which define the model):
+  run_lfads --kind=train --data_dir=/tmp/rnn_synth_data_v1.0/ \\
+      --data_filename_stem=chaotic_rnn_inputs_g2p5 \\
+      --lfads_save_dir=/tmp/lfads_chaotic_rnn_inputs_g2p5 --co_dim=1 --factors_dim=20
+
+Usage: run_lfads --flag=value ...  (from the source folder also: python run_lfads.py ...)
+Boolean flags: --name, --noname or --name=true/false.
+Documentation (data format, outputs, examples): %s.
+""" % _readme_location()
+
 
 # Flags that are not hyperparameters (the original kept allow_gpu_growth and kind
 # out of the dict; kind is added back as a derived key).
@@ -425,10 +502,16 @@ def _known_errors():
     return tuple(errs)
 
 
+def run_command(argv=None):
+    """Runs the command line: help and flag errors as lfads_cli, then main."""
+    import lfads_cli
+    lfads_cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__], argv=argv)
+
+
 def console_main():
     """Entry point of the `run_lfads` console command."""
-    app.run(main)
+    run_command()
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_command()

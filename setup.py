@@ -6,8 +6,8 @@ setup(
     version="0.1.0",
     description="LFADS (Latent Factor Analysis via Dynamical Systems) on TensorFlow 2",
     python_requires=">=3.9",
-    py_modules=["run_lfads", "lfads", "fast_rnn", "distributions", "utils", "training",
-                "evaluation", "plot_lfads"],
+    py_modules=["run_lfads", "lfads_cli", "lfads", "fast_rnn", "distributions", "utils",
+                "training", "evaluation", "plot_lfads"],
     packages=["synth_data"],
     package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
     install_requires=[

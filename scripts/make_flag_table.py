@@ -1,9 +1,9 @@
-"""Writes the README's table of run_lfads.py flags from the flag definitions.
+"""Writes the README's tables of run_lfads flags from the flag definitions.
 
     python scripts/make_flag_table.py          # rewrite the table in README.md
     python scripts/make_flag_table.py --check  # exit 1 if README.md is out of date
 
-The table sits between the markers `<!-- flags:start -->` and `<!-- flags:end -->`;
+The tables sit between the markers `<!-- flags:start -->` and `<!-- flags:end -->`;
 tests/test_readme.py runs --check so the table cannot drift from the code.
 """
 import os
@@ -17,25 +17,22 @@ README = os.path.join(ROOT, "README.md")
 
 
 def flag_table():
-    """Markdown table: flag, type, default, meaning; new flags marked."""
+    """Markdown: one table (flag, type, default, meaning) per group of run_lfads.FLAG_GROUPS,
+    the groups of `run_lfads --help`; new flags' meanings start with "New:"."""
+    import lfads_cli
     import run_lfads
     flags = run_lfads.FLAGS
-    rows = ["| flag | type | default | meaning |", "|---|---|---|---|"]
-    for name in run_lfads.defined_flag_names():
-        flag = flags[name]
-        default = flag.default
-        if isinstance(default, bool):
-            default = "true" if default else "false"
-        elif default is None:
-            default = "(none)"
-        elif default == run_lfads.MAX_INT:
-            default = "MAX_INT"
-        elif default == "":
-            default = '""'
-        kind = flag.flag_type()
-        help_text = " ".join(flag.help.split()).replace("|", "\\|")
-        rows.append("| `--%s` | %s | `%s` | %s |" % (name, kind, default, help_text))
-    return "\n".join(rows)
+    parts = []
+    for title, names in lfads_cli.complete_groups(run_lfads.FLAG_GROUPS,
+                                                  sys.modules["run_lfads"]):
+        parts += ["### " + title, "", "| flag | type | default | meaning |", "|---|---|---|---|"]
+        for name in names:
+            flag = flags[name]
+            help_text = lfads_cli.one_line(flag.help).replace("|", "\\|")
+            parts.append("| `--%s` | %s | `%s` | %s |" % (
+                name, flag.flag_type(), lfads_cli.default_text(flag), help_text))
+        parts.append("")
+    return "\n".join(parts[:-1])
 
 
 def updated_readme(text):
