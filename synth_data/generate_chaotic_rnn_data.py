@@ -1,6 +1,6 @@
 """Generates spiking (or Gaussian) data from a chaotic rate RNN, optionally with input pulses.
 
-Spec §11.2. One file per dataset at <save_dir>/<datafile_name>_<dataset_name>. With S < N the N
+One file per dataset at <save_dir>/<datafile_name>_<dataset_name>. With S < N the N
 units are split into N // S sessions observing disjoint units, and each session gets PCA-based
 alignment matrices (multi-session LFADS).
 """
@@ -159,6 +159,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
     _define_flags()
-    app.run(main)
+    synthetic_data_utils.run_script(main, __doc__, _FLAGS, os.path.basename(__file__))

@@ -1,6 +1,6 @@
 """Generates spiking data from a trained integration-to-bound (ITB) RNN driven by white noise.
 
-Spec §11.3. The network's 50 hidden units are mixed by a random matrix P, normalised per trial and
+The network's 50 hidden units are mixed by a random matrix P, normalised per trial and
 channel to [0, 1] and turned into Poisson counts. The original restored the network from a TF1
 checkpoint that no longer exists; we load weights trained by train_itb_rnn.py (see itb_rnn.py).
 """
@@ -113,6 +113,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
     _define_flags()
-    app.run(main)
+    synthetic_data_utils.run_script(main, __doc__, _FLAGS, os.path.basename(__file__))

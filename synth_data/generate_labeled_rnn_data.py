@@ -1,6 +1,6 @@
 """Generates spiking data from two chaotic RNNs, with the trial's RNN label as external input.
 
-Spec §11.4. Every trial is simulated in both networks (A and B) from the same initial state; the
+Every trial is simulated in both networks (A and B) from the same initial state; the
 trial keeps the rates/spikes of the network picked by a random 0/1 label, and that label, held
 constant over time, is the external input [E, T, 1].
 """
@@ -115,6 +115,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
     _define_flags()
-    app.run(main)
+    synthetic_data_utils.run_script(main, __doc__, _FLAGS, os.path.basename(__file__))

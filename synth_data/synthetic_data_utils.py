@@ -232,6 +232,16 @@ def define_flags(flag_specs, flag_values=None):
     return fv
 
 
+def run_script(main, doc, flag_specs, script):
+    """Runs a generator script with absl: `--help` prints `doc` and every flag (status 0),
+    a bad flag is one line (status 2); see lfads_cli.run."""
+    import lfads_cli
+    description = (doc.strip() + "\n\nUsage: python synth_data/%s --flag=value ...\n"
+                   "More: synth_data/README.md in the source folder.\n" % script)
+    names = [name for _, name, _, _ in flag_specs] + ["nspikifications"]
+    lfads_cli.run(main, description, [("Flags", names)])
+
+
 def write_and_report(save_dir, datafile_name, datasets):
     """Writes one file per dataset (no compression, as the original) and prints the paths."""
     import os

@@ -78,7 +78,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import flags
     flags.DEFINE_string("save_path", DEFAULT_WEIGHTS_PATH, "Output .npz file for the weights.")
     flags.DEFINE_integer("N", 50, "Number of units.")
     flags.DEFINE_integer("T", 100, "Number of time steps per sequence.")
@@ -87,4 +87,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("num_steps", 4000, "Number of Adam updates.")
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
     flags.DEFINE_integer("seed", 0, "Seed for initialisation and training inputs.")
-    app.run(main)
+    import lfads_cli
+    lfads_cli.run(main, __doc__, [("Flags", ["save_path", "N", "T", "u_std", "batch_size",
+                                             "num_steps", "learning_rate", "seed"])])
