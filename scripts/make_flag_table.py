@@ -44,6 +44,14 @@ def updated_readme(text):
 
 
 def main(argv):
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__.strip())
+        return 0
+    unknown = [a for a in argv if a != "--check"]
+    if unknown:
+        print("error: unknown argument %s (expected nothing or --check)" % unknown[0],
+              file=sys.stderr)
+        return 2
     text = open(README).read()
     new = updated_readme(text)
     if "--check" in argv:
