@@ -6,7 +6,6 @@ Arrays are kept trial-major, e.g. `rates_exsxt` is [E trials, S channels, T step
 [E, T, S] (see `nparray_and_transpose`).
 """
 import numpy as np
-import scipy.signal
 
 # Trials are integrated in chunks so the [E, N, T] unit trajectories of big sets (multisession:
 # 6000 trials x 100 units) never have to sit in memory at once. Trials are independent, so the
@@ -200,6 +199,7 @@ def add_alignment_projections(datasets, npcs, ntime=None):
     # Light zero-phase boxcar smoothing, only to correlate neighbouring time steps a bit.
     filt_len = 6
     boxcar = np.ones(filt_len) / float(filt_len)
+    import scipy.signal  # here, not at the top: it takes 2 s, and --help needs none of it
     psth_cxtc = scipy.signal.filtfilt(boxcar, [1.0], psth_cxtc, axis=1)
 
     means_c = psth_cxtc.mean(axis=1)
