@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import distributions
 import lfads
+from lfads_tf2 import optimizer as optimizer_lib
 import utils
 
 CHECKPOINT_STATE = "checkpoint"
@@ -104,7 +105,7 @@ def build(hps, info):
     train_vars = model.trainable_variables_to_train()
     # Slots for every trainable variable, not only those this run updates, so a
     # checkpoint fits every --do_train_io_only / --do_train_encoder_only setting.
-    optimizer = lfads.Adam(model.trainable_variables, state.learning_rate)
+    optimizer = optimizer_lib.Adam(model.trainable_variables, state.learning_rate)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state,
                                      rng=rng)
     return Bundle(model, state, optimizer, rng, checkpoint, train_vars)
