@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import distributions
 import lfads
-from lfads_tf2 import optimizer as optimizer_lib
+from lfads_tf2 import checkpoint_layout, optimizer as optimizer_lib
 import utils
 
 CHECKPOINT_STATE = "checkpoint"
@@ -212,7 +212,7 @@ def restore(bundle, hps, save_dir, state_name, required):
                     % (path, key, json.dumps(saved[key]), key, json.dumps(mine[key]),
                        flag, saved[key] if flag == key else "..."))
     try:
-        status = bundle.checkpoint.read(path)
+        status = checkpoint_layout.checkpoint_to_read(bundle, reader).read(path)
         status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError) as e:
         raise LfadsError("%s: checkpoint cannot be read (%s)"
