@@ -78,7 +78,11 @@ class DiagonalGaussian(collections.namedtuple("DiagonalGaussian", "mean logvar")
     def sample(self, rng):
         """Returns (z, noise): z = mean + exp(logvar/2) * noise, noise ~ N(0, I)."""
         noise = rng.normal(tf.shape(self.logvar), dtype=self.logvar.dtype)
-        return self.mean + tf.exp(0.5 * self.logvar) * noise, noise
+        return self.with_noise(noise), noise
+
+    def with_noise(self, noise):
+        """z = mean + exp(logvar/2) * noise for given noise ~ N(0, I)."""
+        return self.mean + tf.exp(0.5 * self.logvar) * noise
 
 
 def logvar_with_floor(raw_logvar, var_min):
@@ -174,7 +178,10 @@ class LearnableAR1Prior(tf.Module):
         tf.scan on pre-drawn noise so there is no Python work per time step.
         """
         u_size = tf.shape(self.logatau)[1]
-        noise_txbxu = rng.normal(tf.stack([num_steps, batch_size, u_size]))
+        return self.with_noise(rng.normal(tf.stack([num_steps, batch_size, u_size])))
+
+    def with_noise(self, noise_txbxu):
+        """The [B, T, U] AR(1) sample driven by given noise [T, B, U] ~ N(0, I)."""
         phi = self.phi()
         z0 = noise_txbxu[0] * tf.exp(0.5 * self.logpvar())
         evar_std = tf.exp(0.5 * self.logevars)

@@ -6,9 +6,9 @@ setup(
     version="0.1.0",
     description="LFADS (Latent Factor Analysis via Dynamical Systems) on TensorFlow 2",
     python_requires=">=3.9",
-    py_modules=["run_lfads", "lfads_cli", "lfads", "fast_rnn", "distributions", "utils",
-                "training", "evaluation", "plot_lfads"],
-    packages=["synth_data"],
+    py_modules=["run_lfads", "lfads_cli", "lfads", "distributions", "utils", "training",
+                "evaluation", "plot_lfads"],
+    packages=["lfads_tf2", "synth_data"],
     package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
     install_requires=[
         "tensorflow>=2.16",

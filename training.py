@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import distributions
 import lfads
+from lfads_tf2 import checkpoint_layout, optimizer as optimizer_lib
 import utils
 
 CHECKPOINT_STATE = "checkpoint"
@@ -104,7 +105,7 @@ def build(hps, info):
     train_vars = model.trainable_variables_to_train()
     # Slots for every trainable variable, not only those this run updates, so a
     # checkpoint fits every --do_train_io_only / --do_train_encoder_only setting.
-    optimizer = lfads.Adam(model.trainable_variables, state.learning_rate)
+    optimizer = optimizer_lib.Adam(model.trainable_variables, state.learning_rate)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state,
                                      rng=rng)
     return Bundle(model, state, optimizer, rng, checkpoint, train_vars)
@@ -211,7 +212,7 @@ def restore(bundle, hps, save_dir, state_name, required):
                     % (path, key, json.dumps(saved[key]), key, json.dumps(mine[key]),
                        flag, saved[key] if flag == key else "..."))
     try:
-        status = bundle.checkpoint.read(path)
+        status = checkpoint_layout.checkpoint_to_read(bundle, reader).read(path)
         status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError) as e:
         raise LfadsError("%s: checkpoint cannot be read (%s)"

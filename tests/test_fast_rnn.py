@@ -1,5 +1,6 @@
-"""fast_rnn's fused recurrences give the same values and gradients as the element-wise
-reference cells with TensorFlow's automatic gradients, in every mode that uses them."""
+"""The fused recurrences (fast_rnn) give the same values and gradients as the autodiff
+ones (element-wise cells with TensorFlow's automatic gradients), in every mode that
+uses them: LFADS(..., rnn="fused") against LFADS(..., rnn="autodiff")."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,18 +11,23 @@ import run_lfads
 T, D = 7, 6
 
 
-def _model(argv, seed=0):
+def _model(argv, seed=0, rnn="fused"):
     sizes = ["--ic_dim=3", "--ic_enc_dim=5", "--ci_enc_dim=4", "--con_dim=5", "--gen_dim=6",
              "--factors_dim=3", "--cell_clip_value=0.25", "--seed=%d" % seed]
     # later flags win: a config may override the sizes
     hps = run_lfads.hps_from_argv(sizes + argv)
     datasets = {"d": {"data_dim": D, "num_steps": T}}
     run_lfads.add_derived_hps(hps, datasets)
-    return hps, lfads.LFADS(hps, {"d": {"data_dim": D}}, init_seed=seed)
+    return hps, lfads.LFADS(hps, {"d": {"data_dim": D}}, init_seed=seed, rnn=rnn)
 
 
-def _values_and_grads(model, mode, data, ext, reference):
-    model.use_reference_rnn = reference
+def _models(argv):
+    """(hps, [fused model, autodiff model]) with the same initial weights."""
+    hps, fused = _model(argv)
+    return hps, [fused, _model(argv, rnn="autodiff")[1]]
+
+
+def _values_and_grads(model, mode, data, ext):
     rng = tf.random.Generator.from_seed(5)
     with tf.GradientTape() as tape:
         out = model.forward("d", data, ext, rng, mode, keep_prob=0.8)
@@ -55,39 +61,42 @@ CONFIGS = {
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("mode", ["train", "posterior_sample", "posterior_mean"])
-def test_fast_equals_reference(config, mode):
-    hps, model = _model(CONFIGS[config])
-    out_r = _assert_fast_equals_reference(hps, model, mode)
+def test_fused_equals_autodiff(config, mode):
+    hps, models = _models(CONFIGS[config])
+    out_r = _assert_fused_equals_autodiff(hps, models, mode)
     clipped = np.mean(np.abs(out_r.gen_states_bxtxg.numpy()) >= hps.cell_clip_value - 1e-6)
     assert clipped > 0.0, "the test should exercise the state clipping"
 
 
 @pytest.mark.parametrize("mode", ["train", "posterior_mean"])
-def test_fast_equals_reference_when_only_the_first_step_clips(mode):
+def test_fused_equals_autodiff_when_only_the_first_step_clips(mode):
     """With a clip >= 1 a GRU state can only be clipped at step 0, coming from an
     initial state beyond the clip; the fast backward loops then apply the clip's
     gradient masks at step 0 alone. Initial states are pushed beyond the clip here."""
-    hps, model = _model(["--co_dim=2", "--cell_clip_value=1.0", "--ic_enc_dim=4"])
+    hps, models = _models(["--co_dim=2", "--cell_clip_value=1.0", "--ic_enc_dim=4"])
     beyond = np.where(np.arange(4) % 2 == 0, 3.0, -0.5).astype(np.float32)[None]
-    for var in (model.ic_enc_t0_fwd, model.ic_enc_t0_rev, model.ci_enc_t0_fwd,
-                model.ci_enc_t0_rev):
-        var.assign(beyond)
-    model.con_c0.assign(np.full(model.con_c0.shape, -2.0, np.float32))
-    b = model.g0_2_gen_ic.b
-    b.assign(b + np.where(np.arange(b.shape[1]) % 2 == 0, 4.0, 0.0).astype(np.float32))
-    out_r = _assert_fast_equals_reference(hps, model, mode)
+    for model in models:
+        ic, ci = model.ic_encoder, model.ci_encoder
+        for var in (ic.ic_enc_t0_fwd, ic.ic_enc_t0_rev, ci.ci_enc_t0_fwd, ci.ci_enc_t0_rev):
+            var.assign(beyond)
+        con_c0 = model.generator.con_c0
+        con_c0.assign(np.full(con_c0.shape, -2.0, np.float32))
+        b = model.initial_state.g0_2_gen_ic.b
+        b.assign(b + np.where(np.arange(b.shape[1]) % 2 == 0, 4.0, 0.0).astype(np.float32))
+    out_r = _assert_fused_equals_autodiff(hps, models, mode)
     gen = np.abs(out_r.gen_states_bxtxg.numpy())
     assert np.any(gen[:, 0] >= 1.0 - 1e-6), "step 0 should clip"
     assert np.all(gen[:, 1:] <= 1.0)
 
 
-def _assert_fast_equals_reference(hps, model, mode):
-    """Values and gradients of the fast loops equal the reference's; returns its output."""
+def _assert_fused_equals_autodiff(hps, models, mode):
+    """Values and gradients of the fused loops equal the autodiff ones; returns the
+    autodiff output."""
     rs = np.random.RandomState(1)
     data = rs.poisson(1.5, size=(4, T, D)).astype(np.float32)
     ext = rs.randn(4, T, 2).astype(np.float32) if hps.ext_input_dim else None
-    loss_f, out_f, grads_f = _values_and_grads(model, mode, data, ext, False)
-    loss_r, out_r, grads_r = _values_and_grads(model, mode, data, ext, True)
+    loss_f, out_f, grads_f = _values_and_grads(models[0], mode, data, ext)
+    loss_r, out_r, grads_r = _values_and_grads(models[1], mode, data, ext)
     np.testing.assert_allclose(out_f.gen_states_bxtxg, out_r.gen_states_bxtxg,
                                rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out_f.factors_bxtxf, out_r.factors_bxtxf, rtol=1e-5,
@@ -105,11 +114,10 @@ def _assert_fast_equals_reference(hps, model, mode):
     return out_r
 
 
-def test_prior_sample_fast_equals_reference():
-    hps, model = _model(["--co_dim=2"])
+def test_prior_sample_fused_equals_autodiff():
+    _, models = _models(["--co_dim=2"])
     outs = []
-    for reference in (False, True):
-        model.use_reference_rnn = reference
+    for model in models:
         rng = tf.random.Generator.from_seed(3)
         outs.append(model.forward("d", None, None, rng, "prior_sample", batch_size=5))
     np.testing.assert_allclose(outs[0].gen_states_bxtxg, outs[1].gen_states_bxtxg,

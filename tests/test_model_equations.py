@@ -14,6 +14,8 @@ import pytest
 import tensorflow as tf
 
 import lfads
+from lfads_tf2 import costs as cost_terms
+from lfads_tf2 import encoders, layers
 import run_lfads
 import training
 
@@ -312,7 +314,7 @@ def make_inputs(hps, B, seed=0, D=D_CH):
 
 # ------------------------------------------------------------------ §4.1 Linear
 def test_linear_init_std_is_alpha_over_sqrt_fan_in_plain_normal():
-    lin = lfads.Linear(500, 400, "big", np.random.RandomState(0), alpha=2.5)
+    lin = layers.Linear(500, 400, "big", np.random.RandomState(0), alpha=2.5)
     w = lin.W.numpy().astype(np.float64)
     sd = 2.5 / math.sqrt(500)
     assert abs(w.mean()) < 0.01 * sd
@@ -326,28 +328,28 @@ def test_linear_init_std_is_alpha_over_sqrt_fan_in_plain_normal():
 def test_linear_affine_map_and_init_values():
     rs = np.random.RandomState(1)
     w0, b0 = rs.randn(4, 3), rs.randn(1, 3)
-    lin = lfads.Linear(4, 3, "l", rs, mat_init=w0, bias_init=b0)
+    lin = layers.Linear(4, 3, "l", rs, mat_init=w0, bias_init=b0)
     x = rs.randn(2, 5, 4)
     _close(lin(tf.constant(x, tf.float32)), x @ w0 + b0)
-    no_bias = lfads.Linear(4, 3, "nb", rs, mat_init=w0, do_bias=False)
+    no_bias = layers.Linear(4, 3, "nb", rs, mat_init=w0, do_bias=False)
     assert no_bias.b is None and len(no_bias.variables) == 1
     _close(no_bias(tf.constant(x, tf.float32)), x @ w0)
 
 
 def test_linear_identity_shortcut_has_no_variables():
-    lin = lfads.Linear(4, 4, "id", np.random.RandomState(0), identity=True)
+    lin = layers.Linear(4, 4, "id", np.random.RandomState(0), identity=True)
     assert len(lin.variables) == 0
     x = np.random.RandomState(2).randn(3, 4).astype(np.float32)
     np.testing.assert_array_equal(lin(tf.constant(x)).numpy(), x)
     # only possible when in_size == out_size
-    not_id = lfads.Linear(4, 5, "nid", np.random.RandomState(0), identity=True)
+    not_id = layers.Linear(4, 5, "nid", np.random.RandomState(0), identity=True)
     assert {v.name for v in not_id.variables} == {"nid/W:0", "nid/b:0"}
 
 
 def test_linear_normalized_columns_have_unit_norm():
     rs = np.random.RandomState(3)
     w0 = rs.randn(6, 3) * np.array([[0.1, 3.0, 17.0]])
-    lin = lfads.Linear(6, 3, "n", rs, mat_init=w0, do_bias=False, normalized=True)
+    lin = layers.Linear(6, 3, "n", rs, mat_init=w0, do_bias=False, normalized=True)
     w = lin.weight().numpy().astype(np.float64)
     _close(np.linalg.norm(w, axis=0), np.ones(3))
     _close(w, w0 / np.linalg.norm(w0, axis=0, keepdims=True))
@@ -365,7 +367,7 @@ def test_linear_normalized_columns_have_unit_norm():
 ])
 def test_linear_shape_errors(kwargs):
     with pytest.raises(ValueError):
-        lfads.Linear(4, 3, "bad", np.random.RandomState(0), **kwargs)
+        layers.Linear(4, 3, "bad", np.random.RandomState(0), **kwargs)
 
 
 # ------------------------------------------------------------------ §4.2 EncoderGRU
@@ -373,7 +375,7 @@ def test_linear_shape_errors(kwargs):
 def test_encoder_gru_step_matches_numpy(clip):
     rs = np.random.RandomState(4)
     n_in, n = 2, 4
-    cell = lfads.EncoderGRU(n_in, n, "LFADS/ic_enc_fwd", rs, weight_scale=1.7,
+    cell = layers.EncoderGRU(n_in, n, "LFADS/ic_enc_fwd", rs, weight_scale=1.7,
                             clip_value=clip)
     assert cell.gates.W.shape == (n_in + n, 2 * n)
     assert cell.candidate.W.shape == (n_in + n, n)
@@ -398,7 +400,7 @@ def test_encoder_gru_step_matches_numpy(clip):
 
 def test_encoder_gru_init_scales():
     """Gate weights use weight_scale/sqrt(n_x+n); candidate weights alpha=1 (Q11)."""
-    cell = lfads.EncoderGRU(150, 250, "e", np.random.RandomState(0), weight_scale=3.0,
+    cell = layers.EncoderGRU(150, 250, "e", np.random.RandomState(0), weight_scale=3.0,
                             clip_value=5.0)
     assert cell.gates.W.numpy().std() == pytest.approx(3.0 / 20.0, rel=0.01)
     assert cell.candidate.W.numpy().std() == pytest.approx(1.0 / 20.0, rel=0.01)
@@ -406,7 +408,7 @@ def test_encoder_gru_init_scales():
 
 
 def _assert_run_encoders_match_numpy(cells, xs, h0s):
-    got, finals = lfads.run_encoders([
+    got, finals = encoders.run_fused([
         (c, tf.constant(x, tf.float32), tf.constant(h, tf.float32))
         for c, x, h in zip(cells, xs, h0s)])
     for c, x, h0, g, final in zip(cells, xs, h0s, got, finals):
@@ -420,8 +422,8 @@ def _assert_run_encoders_match_numpy(cells, xs, h0s):
 
 def test_run_encoders_matches_numpy_loop():
     rs = np.random.RandomState(5)
-    cells = [lfads.EncoderGRU(2, 4, "a", rs, 1.0, 0.8),
-             lfads.EncoderGRU(3, 2, "b", rs, 1.3, 5.0)]
+    cells = [layers.EncoderGRU(2, 4, "a", rs, 1.0, 0.8),
+             layers.EncoderGRU(3, 2, "b", rs, 1.3, 5.0)]
     for c in cells:
         c.gates.b.assign(rs.randn(*c.gates.b.shape).astype(np.float32))
         c.candidate.b.assign(rs.randn(*c.candidate.b.shape).astype(np.float32))
@@ -433,7 +435,7 @@ def test_run_encoders_stacks_equal_cells_and_keeps_their_own_weights():
     """Three cells of one size run as one stacked cell (and one with another clip
     value runs apart); each must still follow its own weights and initial state."""
     rs = np.random.RandomState(7)
-    cells = [lfads.EncoderGRU(2, 3, name, rs, 1.0, clip)
+    cells = [layers.EncoderGRU(2, 3, name, rs, 1.0, clip)
              for name, clip in (("a", 5.0), ("b", 5.0), ("c", 5.0), ("d", 0.4))]
     _assert_run_encoders_match_numpy(cells, [rs.randn(4, 6, 2) for _ in cells],
                                      [rs.randn(1, 3) for _ in cells])
@@ -444,7 +446,7 @@ def test_run_encoders_stacks_equal_cells_and_keeps_their_own_weights():
 def test_gengru_step_matches_numpy(n_in, clip):
     rs = np.random.RandomState(6)
     n = 4
-    cell = lfads.GenGRU(n_in, n, "LFADS/gen", rs, input_weight_scale=2.0,
+    cell = layers.GenGRU(n_in, n, "LFADS/gen", rs, input_weight_scale=2.0,
                         rec_weight_scale=0.9, clip_value=clip)
     names = {v.name for v in cell.variables}
     expected_names = {"LFADS/gen/GenGRU/Gates/h_2_ru/W:0", "LFADS/gen/GenGRU/Gates/h_2_ru/b:0",
@@ -472,7 +474,7 @@ def test_gengru_step_matches_numpy(n_in, clip):
 
 
 def test_gengru_init_scales():
-    cell = lfads.GenGRU(100, 400, "g", np.random.RandomState(0), input_weight_scale=2.0,
+    cell = layers.GenGRU(100, 400, "g", np.random.RandomState(0), input_weight_scale=2.0,
                         rec_weight_scale=0.5, clip_value=5.0)
     assert cell.x_2_ru.W.numpy().std() == pytest.approx(2.0 / 10.0, rel=0.01)
     assert cell.x_2_c.W.numpy().std() == pytest.approx(2.0 / 10.0, rel=0.01)
@@ -768,7 +770,7 @@ def test_ramp_weights_with_defaults(step, expected):
     assert (hps.kl_start_step, hps.kl_increase_steps) == (0, 2000)
     assert (hps.l2_start_step, hps.l2_increase_steps) == (0, 2000)
     for s in (step, tf.constant(step, tf.int64)):
-        assert float(lfads.ramp_weight(s, hps.kl_start_step, hps.kl_increase_steps)) \
+        assert float(cost_terms.ramp_weight(s, hps.kl_start_step, hps.kl_increase_steps)) \
             == pytest.approx(expected)
     assert training.ramp_value(step, hps.l2_start_step, hps.l2_increase_steps) \
         == pytest.approx(expected)
@@ -778,7 +780,7 @@ def test_ramp_weights_with_defaults(step, expected):
     (0, 500, 1000, 0.0), (499, 500, 1000, 0.0), (750, 500, 1000, 0.25),
     (1500, 500, 1000, 1.0), (10 ** 6, 500, 1000, 1.0), (3, 0, 4, 0.75)])
 def test_ramp_with_start_step(step, start, inc, expected):
-    assert float(lfads.ramp_weight(step, start, inc)) == pytest.approx(expected)
+    assert float(cost_terms.ramp_weight(step, start, inc)) == pytest.approx(expected)
     assert training.ramp_value(step, start, inc) == pytest.approx(expected)
 
 
@@ -1009,7 +1011,7 @@ def test_multi_dataset_readin_and_readout_from_alignment():
     _close(P["LFADS/glm/fac_2_logrates_b/b"], np.zeros((1, 4)))
     # the read-in realises (x - bias) W
     x = np.random.RandomState(1).randn(2, 6, 5)
-    _close(model.readins["a"](tf.constant(x, tf.float32)), (x - ba) @ ma, atol=1e-4)
+    _close(model.readinout.readins["a"](tf.constant(x, tf.float32)), (x - ba) @ ma, atol=1e-4)
     # the encoders see F = 3 input factors
     assert P["LFADS/ic_enc_fwd/GRU/Gates/xh_2_ru/W"].shape == (3 + 4, 8)
     for name, D in (("a", 5), ("b", 4)):

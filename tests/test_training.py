@@ -488,11 +488,11 @@ def test_ext_input_training_runs(tmp_path, inject):
     # otherwise the encoders read it next to the 15 data channels
     model = bundle.model
     if inject:
-        assert model.generator.x_2_ru.W.shape[0] == 1
-        assert model.ic_enc_fwd.n_in == 15
+        assert model.generator.generator.x_2_ru.W.shape[0] == 1
+        assert model.ic_encoder.ic_enc_fwd.n_in == 15
     else:
-        assert model.generator.x_2_ru is None
-        assert model.ic_enc_fwd.n_in == 16
+        assert model.generator.generator.x_2_ru is None
+        assert model.ic_encoder.ic_enc_fwd.n_in == 16
     if inject:
         with pytest.raises(training.LfadsError, match="inject_ext_input_to_gen"):
             td.run(flags + ["--kind=prior_sample"])

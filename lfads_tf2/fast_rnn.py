@@ -21,9 +21,12 @@ folded into the update half):
     c      = tanh(xp_c + [z, r*h] W_c)
     h'     = clip(u*h + (1-u)*c, -clip, clip)       (computed as c + u*(h - c))
 This is the original's GRU (§4.2) and GenGRU (§4.3) with their weight matrices
-split by rows. lfads.py keeps plain element-wise cells with automatic gradients as
-the reference; tests compare the two. Functions take time-major tensors [T, B, .].
+split by rows. The "autodiff" loops (lfads_tf2.encoders.run_autodiff and
+ControllerGenerator._autodiff) compute the same with element-wise cells and automatic
+gradients; tests compare the two. Functions take time-major tensors [T, B, .].
 """
+import collections
+
 import tensorflow as tf
 
 
@@ -226,6 +229,14 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
     return run(xp_ru, xp_c, h0_kxbxn, w_ru, w_c)
 
 
+# What each step of controller_generator's forward loop keeps for the backward loop,
+# in this order (each [B, .]): the first five are also the loop's outputs, the rest
+# are each cell's previous state, gates [r, u], candidate c and r * h_prev.
+StepSaved = collections.namedtuple("StepSaved", [
+    "con_h", "co", "u", "gen_h", "fac",
+    "con_prev", "con_ru", "con_c", "con_rh", "gen_prev", "gen_ru", "gen_c", "gen_rh"])
+
+
 def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, gen_w,
                          w_fac, clip, eps_tbu, fb_mask_tbf=None, gen_mask_tbg=None,
                          use_mean=False):
@@ -245,7 +256,7 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
     masks: inverted-dropout multipliers or None.
     Returns time-major (gen_states, factors, u, mean, logvar).
     Only factor feedback is handled here (F == F_out or F == 0); rate feedback uses
-    the element-wise reference loop in lfads.py.
+    the autodiff loop (lfads_tf2.generator).
     """
     U = eps_tbu.shape[-1]
     F = fb0_bxf.shape[-1]
@@ -276,19 +287,21 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
             gen_do = gen_h if gen_mask_tbg is None else gen_h * tf.gather(gen_mask_tbg, t)
             fac = tf.matmul(gen_do, w_fac)
             return ((con_h, gen_h, fac if F else fb),
-                    [con_h, co, u, gen_h, fac, con_prev, con_ru, con_c, con_rh, gen_prev,
-                     gen_ru, gen_c, gen_rh])
+                    list(StepSaved(con_h, co, u, gen_h, fac, con_prev, con_ru, con_c,
+                                   con_rh, gen_prev, gen_ru, gen_c, gen_rh)))
 
         b = con_h0.shape[:1]
         C, G = con_h0.shape[1], gen_h0.shape[1]
-        shapes = [b + [C], b + [2 * U], b + [U], b + [G], b + [w_fac.shape[1]],
-                  b + [C], b + [2 * C], b + [C], b + [C], b + [G], b + [2 * G], b + [G],
-                  b + [G]]
-        _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), shapes, stack=False,
+        shapes = StepSaved(
+            con_h=b + [C], co=b + [2 * U], u=b + [U], gen_h=b + [G],
+            fac=b + [w_fac.shape[1]],
+            con_prev=b + [C], con_ru=b + [2 * C], con_c=b + [C], con_rh=b + [C],
+            gen_prev=b + [G], gen_ru=b + [2 * G], gen_c=b + [G], gen_rh=b + [G])
+        _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), list(shapes), stack=False,
                        peel_step0=only_step0)
-        con_hs, cos, us, gen_hs, facs = [ta.stack() for ta in tas[:5]]
-        (con_prev_ta, con_ru_ta, con_c_ta, con_rh_ta, gen_prev_ta, gen_ru_ta, gen_c_ta,
-         gen_rh_ta) = tas[5:]
+        saved = StepSaved(*tas)  # TensorArrays over time
+        con_hs, cos, us, gen_hs, facs = [
+            ta.stack() for ta in (saved.con_h, saved.co, saved.u, saved.gen_h, saved.fac)]
         means, logvars = tf.split(cos, 2, axis=2)
 
         def grad(d_gen, d_fac, d_u, d_mean, d_logvar):
@@ -314,15 +327,15 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                     g += tf.gather(d_gen, t)
                 g = _through_clip(g, t, at_step0, gen_hs, clip)
                 d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
-                    g, gen_prev_ta.read(t), gen_ru_ta.read(t), gen_c_ta.read(t), gen_w_ru,
-                    gen_w_c, U)
+                    g, saved.gen_prev.read(t), saved.gen_ru.read(t), saved.gen_c.read(t),
+                    gen_w_ru, gen_w_c, U)
                 g_co = tf.gather(d_co_out, t) + tf.tile(d_u_gen, [1, 2]) * tf.gather(du_dco,
                                                                                     t)
                 g = _through_clip(g_con + tf.matmul(g_co, w_co, transpose_b=True), t,
                                   at_step0, con_hs, clip)
                 d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
-                    g, con_prev_ta.read(t), con_ru_ta.read(t), con_c_ta.read(t), con_w_ru,
-                    con_w_c, F)
+                    g, saved.con_prev.read(t), saved.con_ru.read(t), saved.con_c.read(t),
+                    con_w_ru, con_w_c, F)
                 g_fb_prev = g_fb
                 if F:
                     g_fb_prev = d_z_con if fb_mask_tbf is None \
@@ -342,10 +355,10 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 z_con = tf.concat([fb0[None], facs[:-1]], 0)
                 if fb_mask_tbf is not None:
                     z_con *= fb_mask_tbf
-            d_con_w = _weight_grads(z_con, con_prev_ta.stack(), con_rh_ta.stack(),
+            d_con_w = _weight_grads(z_con, saved.con_prev.stack(), saved.con_rh.stack(),
                                     d_con_aru, d_con_ac)
-            d_gen_w = _weight_grads(us, gen_prev_ta.stack(), gen_rh_ta.stack(), d_gen_aru,
-                                    d_gen_ac)
+            d_gen_w = _weight_grads(us, saved.gen_prev.stack(), saved.gen_rh.stack(),
+                                    d_gen_aru, d_gen_ac)
             d_w_co = tf.matmul(tf.reshape(con_hs, [-1, C]), tf.reshape(g_cos, [-1, 2 * U]),
                                transpose_a=True)
             gen_do = gen_hs if gen_mask_tbg is None else gen_hs * gen_mask_tbg

@@ -1,0 +1,1 @@
+"""The parts of the LFADS model (lfads.py wires them together); see DESIGN.md."""
