@@ -1,4 +1,4 @@
-"""Installs the LFADS modules and the `run_lfads` console command."""
+"""Installs the LFADS modules and the `run_lfads` and `lfads_import_original` commands."""
 from setuptools import setup
 
 setup(
@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.9",
     py_modules=["run_lfads", "lfads_cli", "lfads", "fast_rnn", "distributions", "utils",
                 "training", "evaluation", "plot_lfads"],
-    packages=["synth_data"],
+    packages=["lfads_tf2", "synth_data"],
     package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
     install_requires=[
         "tensorflow>=2.16",
@@ -20,5 +20,8 @@ setup(
         "absl-py",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
-    entry_points={"console_scripts": ["run_lfads=run_lfads:console_main"]},
+    entry_points={"console_scripts": [
+        "run_lfads=run_lfads:console_main",
+        "lfads_import_original=lfads_tf2.import_original:console_main",
+    ]},
 )

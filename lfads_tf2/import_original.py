@@ -28,7 +28,8 @@ import lfads_cli  # noqa: E402
 import utils  # noqa: E402
 
 flags.DEFINE_string("hps", None, "The original's hyperparameters-N.txt. Needed when SRC is a "
-                    "model_params file; by default the newest one in SRC is used.")
+                    "model_params file; default: the one of SRC's checkpoint step, else the newest "
+                    "in SRC.")
 
 DESCRIPTION = """\
 lfads_import_original SRC OUT [--hps=FILE]
@@ -80,6 +81,8 @@ def load_hps(path):
 def read_source(src, hps_path=None):
     """Returns (values {TF1 name: array}, hps, step, description of src)."""
     import tensorflow as tf
+    if not os.path.exists(src):
+        raise ImportProblem("%s: no such folder or file" % src)
     if os.path.isdir(src):
         import training
         paths = training.read_checkpoint_state(src, "checkpoint")
