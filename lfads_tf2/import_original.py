@@ -80,9 +80,9 @@ def load_hps(path):
 
 def read_source(src, hps_path=None):
     """Returns (values {TF1 name: array}, hps, step, description of src)."""
-    import tensorflow as tf
     if not os.path.exists(src):
         raise ImportProblem("%s: no such folder or file" % src)
+    import tensorflow as tf
     if os.path.isdir(src):
         import training
         paths = training.read_checkpoint_state(src, "checkpoint")
