@@ -187,8 +187,8 @@ def match(values, bundle, src):
 
 def import_model(src, out, hps_path=None):
     """Does the import; returns the path of the checkpoint written."""
-    import training
     values, hps, step, desc = read_source(src, hps_path)
+    import training  # (after read_source: a bad SRC is reported without importing TensorFlow)
     bundle = build_target(hps, values)
     n, notes = match(values, bundle, desc)
     for note in notes:

@@ -229,7 +229,14 @@ def test_setup_installs_every_top_level_module():
 def test_import_command_takes_two_arguments(tmp_path):
     """lfads_import_original SRC OUT: another number of arguments, or a SRC that is not
     there, is one line on stderr with status 2 (before any TensorFlow work)."""
-    code = "import sys; from lfads_tf2 import import_original as m; sys.exit(m.console_main())"
+    code = textwrap.dedent("""\
+        import sys
+        from lfads_tf2 import import_original as m
+        try:
+            m.console_main()
+        finally:
+            print("tensorflow imported: %s" % ("tensorflow" in sys.modules))
+        """)
     for args, expected in ((["only_src"], "error: expected two arguments, SRC and OUT, got 1"),
                            ([str(tmp_path / "nothing"), str(tmp_path / "out")],
                             "error: %s: no such folder or file" % (tmp_path / "nothing"))):
@@ -237,6 +244,7 @@ def test_import_command_takes_two_arguments(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.splitlines()[-1].startswith(expected), proc.stderr
         assert "Traceback" not in proc.stderr
+        assert proc.stdout == "tensorflow imported: False\n"
         assert not os.path.exists(tmp_path / "out")
 
 
