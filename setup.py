@@ -1,4 +1,4 @@
-"""Installs the LFADS modules and the `run_lfads` console command."""
+"""Installs the LFADS modules and the `run_lfads` and `lfads_import_original` commands."""
 from setuptools import setup
 
 setup(
@@ -20,5 +20,8 @@ setup(
         "absl-py",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
-    entry_points={"console_scripts": ["run_lfads=run_lfads:console_main"]},
+    entry_points={"console_scripts": [
+        "run_lfads=run_lfads:console_main",
+        "lfads_import_original=lfads_tf2.import_original:console_main",
+    ]},
 )

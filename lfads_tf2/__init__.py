@@ -1,1 +1,1 @@
-"""The parts of the LFADS model (lfads.py wires them together); see DESIGN.md."""
+"""LFADS for TensorFlow 2: the library modules behind run_lfads.py and lfads.py."""

@@ -25,8 +25,6 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 CONFIGS = {
     "C1": dict(T=50, D=30, flags=["--ic_enc_dim=64", "--ci_enc_dim=64", "--con_dim=64",

@@ -10,7 +10,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 START, END = "<!-- flags:start -->", "<!-- flags:end -->"
 README = os.path.join(ROOT, "README.md")

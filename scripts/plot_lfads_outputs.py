@@ -22,17 +22,12 @@ import argparse
 import os
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_REPO = os.path.dirname(_HERE)
-for _p in (_REPO, _HERE):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import plot_lfads  # noqa: E402
-from compare_to_truth import (CliError, check_shapes, open_h5, require,  # noqa: E402
-                              resolve_output_dist, resolve_split, truth_scale_from_file)
+import plot_lfads
+from lfads_tf2.output_files import (InputError, check_shapes, open_h5, require,
+                                    resolve_output_dist, resolve_split,
+                                    truth_scale_from_file)
 
 
 def _parse_trials(text):
@@ -40,9 +35,9 @@ def _parse_trials(text):
     try:
         trials = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise CliError("--trials must be comma-separated integers, got '%s'" % text) from None
+        raise InputError("--trials must be comma-separated integers, got '%s'" % text) from None
     if not trials or min(trials) < 0:
-        raise CliError("--trials must list non-negative trial indices, got '%s'" % text)
+        raise InputError("--trials must list non-negative trial indices, got '%s'" % text)
     return list(dict.fromkeys(trials))
 
 
@@ -72,7 +67,7 @@ def _optional_trial(hf, keys, k):
 
 
 def run(args):
-    """Writes the PNGs and returns their paths; raises CliError on bad input."""
+    """Writes the PNGs and returns their paths; raises InputError on bad input."""
     split = resolve_split(args.split, args.output_file)
     trials = _parse_trials(args.trials)
     written = []
@@ -88,7 +83,7 @@ def run(args):
                                           args.output_file)
         bad = [k for k in trials if k >= n_trials]
         if bad:
-            raise CliError("%s: trial %d out of range, the file has %d %s trials"
+            raise InputError("%s: trial %d out of range, the file has %d %s trials"
                            % (args.output_file, bad[0], n_trials, split))
         truth_key = "%s_truth" % split
         scale, convention = truth_scale_from_file(data_h5, output_dist)
@@ -125,7 +120,7 @@ def main(argv=None):
     args = _parse_args(argv)
     try:
         run(args)
-    except CliError as e:
+    except InputError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     except OSError as e:     # e.g. an unwritable --out_dir

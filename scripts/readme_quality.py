@@ -8,7 +8,7 @@ For each example it trains with the README's flags (plus --max_epochs and --seed
 runs posterior_sample_and_average on the lowest-validation checkpoint and prints,
 for the valid split, R² of the sample-averaged rates (times conversion_factor)
 against the true rates, pooled over trials, time and neurons after removing each
-neuron's mean (scripts/compare_to_truth.py), the R² of Gaussian-smoothed spikes as a
+neuron's mean (lfads_tf2.scores), the R² of Gaussian-smoothed spikes as a
 baseline, the epochs and the wall time of training. For g2p5 it also prints the
 fraction of valid trials whose inferred input peaks within 5 bins of the true pulse.
 
@@ -19,30 +19,18 @@ same R² to about 3 decimals and is 8 times faster: no-inputs at epoch 921, 0.91
 with 128 and 0.9169 with 1024). --checkpoint=checkpoint scores the newest regular
 checkpoint instead of the lowest-validation one.
 
-A run of many hours outlives the machine it started on: --snapshot copies the newest
-regular and lowest-validation checkpoints of each example, with its fitlog and wall
-time, to scripts/quality_runs/<example>/ (small enough to commit), and a run whose
-save folder holds no checkpoint starts from that snapshot when there is one.
-
 The original sets no seed, so every seed is an equally faithful run: --seed=N other
-than 1 trains in <save_root>/<example>_seedN/ and snapshots to
-scripts/quality_runs/<example>_seedN/, apart from the seed-1 run.
+than 1 trains in <save_root>/<example>_seedN/, apart from the seed-1 run.
 """
 import argparse
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
+# run_lfads.py runs from here: the model trained and scored is this checkout's
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SNAPSHOT_ROOT = os.path.join(ROOT, "scripts", "quality_runs")
-# what a snapshot keeps besides the newest checkpoint of each state file
-SNAPSHOT_FILES = ("fitlog.csv", "quality_time.json", "hyperparameters-*.txt")
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 EXAMPLES = {
     "no_inputs": dict(stem="chaotic_rnn_no_inputs",
@@ -58,10 +46,9 @@ def run_name(example, seed):
     return example if seed == 1 else "%s_seed%d" % (example, seed)
 
 
-def run_dirs(save_root, example, seed):
-    """(save folder, snapshot folder) of one example's run with one seed."""
-    name = run_name(example, seed)
-    return os.path.join(save_root, name), os.path.join(SNAPSHOT_ROOT, name)
+def run_dir(save_root, example, seed):
+    """Save folder of one example's run with one seed."""
+    return os.path.join(save_root, run_name(example, seed))
 
 
 def run(cmd, log, on_tick=None):
@@ -82,24 +69,6 @@ def run(cmd, log, on_tick=None):
         on_tick(time.time() - t0)
     if proc.returncode != 0:
         raise SystemExit("command failed (see %s): %s" % (log, " ".join(cmd)))
-
-
-def copy_run(src, dst):
-    """Copies the newest checkpoint of each state file (`checkpoint`, `checkpoint_lve`)
-    with its state file naming it alone, plus SNAPSHOT_FILES, from src to dst."""
-    import training
-    os.makedirs(dst, exist_ok=True)
-    for state in (training.CHECKPOINT_STATE, training.CHECKPOINT_STATE_LVE):
-        paths = training.read_checkpoint_state(src, state)
-        if not paths:
-            continue
-        for f in glob.glob(paths[-1] + ".*"):
-            shutil.copy2(f, os.path.join(dst, os.path.basename(f)))
-        training.write_checkpoint_state(dst, state,
-                                        [os.path.join(dst, os.path.basename(paths[-1]))])
-    for pattern in SNAPSHOT_FILES:
-        for f in glob.glob(os.path.join(src, pattern)):
-            shutil.copy2(f, os.path.join(dst, os.path.basename(f)))
 
 
 def input_peak_fraction(controller_outputs_etu, input_times_e, tolerance=5):
@@ -129,13 +98,18 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
 
 def evaluate(example, save_dir, data_dir, samples, log, ckpt="auto"):
     import h5py
-    import compare_to_truth
     import plot_lfads
+    from lfads_tf2 import scores
     stem = EXAMPLES[example]["stem"]
     base = [sys.executable, "run_lfads.py", "--data_dir=" + data_dir,
             "--data_filename_stem=" + stem, "--lfads_save_dir=" + save_dir]
     ckpt = checkpoint_to_evaluate(save_dir, ckpt)
+    print("%s: scoring the newest checkpoint of the state file '%s'" % (save_dir, ckpt))
     data_file = os.path.join(data_dir, stem + "_dataset_N50_S50")
+    if not os.path.exists(data_file):
+        raise SystemExit("readme_quality: %s not found: generate the data first "
+                         "(bash synth_data/run_generate_synth_data.sh %s)"
+                         % (data_file, data_dir))
     with h5py.File(data_file, "r") as hd:
         n_valid = hd["valid_data"].shape[0]
     # Only the valid split is scored: sampling every valid trial but no more train
@@ -152,10 +126,9 @@ def evaluate(example, save_dir, data_dir, samples, log, ckpt="auto"):
         data = hd["valid_data"][()]
         cf = float(hd["conversion_factor"][()])
         scale, _ = plot_lfads.truth_scale(cf)
-        res = compare_to_truth.r2_scores(rates * scale, truth)
+        res = scores.r2_scores(rates * scale, truth)
         # baseline: spikes smoothed with the best of a few Gaussian kernel widths
-        smooth = max((compare_to_truth.smoothed_spikes_r2(data, truth, sd,
-                                                          conversion_factor=cf)
+        smooth = max((scores.smoothed_spikes_r2(data, truth, sd, conversion_factor=cf)
                       for sd in (2.0, 4.0, 8.0)), key=lambda r: r["r2_pooled"])
         extra = {}
         if "controller_outputs" in ho and "input_times_valid" in hd:
@@ -177,25 +150,11 @@ def main(argv=None):
                         choices=("auto", "checkpoint", "checkpoint_lve"),
                         help="state file of the checkpoint to evaluate; auto: the "
                              "lowest-validation one when it exists, else the newest")
-    parser.add_argument("--snapshot", action="store_true",
-                        help="copy each example's newest checkpoints to "
-                             "scripts/quality_runs/<example>/ and stop")
     args = parser.parse_args(argv)
     examples = args.examples.split(",")
-    if args.snapshot:
-        for example in examples:
-            save_dir, snapshot = run_dirs(args.save_root, example, args.seed)
-            shutil.rmtree(snapshot, ignore_errors=True)
-            copy_run(save_dir, snapshot)
-            print("Copied the newest checkpoints of %s to %s" % (save_dir, snapshot))
-        return 0
     rows = []
     for example in examples:
-        save_dir, snapshot = run_dirs(args.save_root, example, args.seed)
-        if not os.path.exists(os.path.join(save_dir, "checkpoint")) \
-                and os.path.exists(os.path.join(snapshot, "checkpoint")):
-            copy_run(snapshot, save_dir)
-            print("Starting from the snapshot in %s" % snapshot)
+        save_dir = run_dir(args.save_root, example, args.seed)
         os.makedirs(save_dir, exist_ok=True)
         log = os.path.join(save_dir, "quality_log.txt")
         time_file = os.path.join(save_dir, "quality_time.json")

@@ -5,14 +5,8 @@ units are split into N // S sessions observing disjoint units, and each session 
 alignment matrices (multi-session LFADS).
 """
 import os
-import sys
 
 import numpy as np
-
-if __package__ in (None, ""):
-    # Run as `python synth_data/generate_chaotic_rnn_data.py` from anywhere: make the repo root
-    # importable so both `utils` and the `synth_data` package resolve.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from synth_data import synthetic_data_utils
 from synth_data.synthetic_data_utils import (add_alignment_projections, gaussify_data,

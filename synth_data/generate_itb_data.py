@@ -5,12 +5,8 @@ channel to [0, 1] and turned into Poisson counts. The original restored the netw
 checkpoint that no longer exists; we load weights trained by train_itb_rnn.py (see itb_rnn.py).
 """
 import os
-import sys
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from synth_data import synthetic_data_utils
 from synth_data.itb_rnn import SAMPLE_CHECKPOINT, load_itb_weights, run_itb_rnn

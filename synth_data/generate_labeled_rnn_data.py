@@ -5,12 +5,8 @@ trial keeps the rates/spikes of the network picked by a random 0/1 label, and th
 constant over time, is the external input [E, T, 1].
 """
 import os
-import sys
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from synth_data import synthetic_data_utils
 from synth_data.synthetic_data_utils import (generate_data, generate_rnn, get_train_n_valid_inds,

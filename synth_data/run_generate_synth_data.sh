@@ -3,13 +3,14 @@
 #
 #   bash synth_data/run_generate_synth_data.sh [OUTPUT_DIR]     (default /tmp/rnn_synth_data_v1.0/)
 #
-# Runs from any working directory; set PYTHON to choose the interpreter. SYNTH_EXTRA_FLAGS is
-# appended to every generator call (later flags win), e.g. SYNTH_EXTRA_FLAGS="--C=20" makes small
-# versions of all seven sets for quick checks (scripts/run_readme_examples.sh uses it in tests). The generators run in two
-# parallel lanes (each is single-threaded numpy); their output is printed in order at the end.
+# Runs from any working directory once the package is installed (pip install -e .): the
+# generators run as modules of the installed synth_data package. Set PYTHON to choose the
+# interpreter. SYNTH_EXTRA_FLAGS is appended to every generator call (later flags win), e.g.
+# SYNTH_EXTRA_FLAGS="--C=20" makes small versions of all seven sets for quick checks
+# (scripts/run_readme_examples.sh uses it in tests). The generators run in two parallel lanes
+# (each is single-threaded numpy); their output is printed in order at the end.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SYNTH_PATH="${1:-/tmp/rnn_synth_data_v1.0/}"
 PYTHON="${PYTHON:-python}"
 mkdir -p "$SYNTH_PATH"
@@ -24,7 +25,8 @@ gen() {
     shift 3
     echo "$description" > "$log"
     # shellcheck disable=SC2086  # SYNTH_EXTRA_FLAGS is a list of flags
-    "$PYTHON" "$SCRIPT_DIR/$script" "${COMMON[@]}" "$@" ${SYNTH_EXTRA_FLAGS:-} >> "$log" 2>&1
+    "$PYTHON" -m "synth_data.${script%.py}" "${COMMON[@]}" "$@" ${SYNTH_EXTRA_FLAGS:-} \
+        >> "$log" 2>&1
 }
 
 lane1() {

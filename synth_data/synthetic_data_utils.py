@@ -236,8 +236,9 @@ def run_script(main, doc, flag_specs, script):
     """Runs a generator script with absl: `--help` prints `doc` and every flag (status 0),
     a bad flag is one line (status 2); see lfads_cli.run."""
     import lfads_cli
-    description = (doc.strip() + "\n\nUsage: python synth_data/%s --flag=value ...\n"
-                   "More: synth_data/README.md in the source folder.\n" % script)
+    module = "synth_data." + script[:-len(".py")] if script.endswith(".py") else script
+    description = (doc.strip() + "\n\nUsage: python -m %s --flag=value ...\n"
+                   "More: synth_data/README.md in the source folder.\n" % module)
     names = [name for _, name, _, _ in flag_specs] + ["nspikifications"]
     lfads_cli.run(main, description, [("Flags", names)])
 

@@ -7,16 +7,11 @@ on fresh white-noise inputs u_t ~ N(0, u_std^2) of 100 steps, to output the runn
 clipped to [-1, 1], with plain Adam on the mean squared error. It writes the weights to an .npz
 (keys Wh, b, Bu, Wro, bro) and prints the integration quality on 1000 fresh sequences.
 
-    python synth_data/train_itb_rnn.py --save_path=synth_data/trained_itb/itb_rnn_weights.npz
+    python -m synth_data.train_itb_rnn --save_path=synth_data/trained_itb/itb_rnn_weights.npz
 """
-import os
-import sys
 import time
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from synth_data.itb_rnn import DEFAULT_WEIGHTS_PATH, integration_quality, save_itb_weights
 

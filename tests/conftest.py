@@ -1,14 +1,36 @@
-"""Shared test set-up: the repo root on sys.path, quiet TensorFlow, small helpers."""
+"""Shared test set-up: the repo root on sys.path, quiet TensorFlow, shared fixtures.
+
+The repo root comes first on sys.path so that the tests exercise this checkout even
+where the environment holds an installed copy of another one.
+"""
 import os
 import sys
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-REFERENCE = os.path.join(SHARED, "reference_original")
-SCRIPTS = os.path.join(ROOT, "scripts")
-if SCRIPTS not in sys.path:
-    sys.path.insert(0, SCRIPTS)
+# The original LFADS's checkpoint and outputs on its own synthetic data (see MANIFEST.md).
+REFERENCE = os.path.join(ROOT, "tests", "data", "reference_original")
+
+
+def reset_op_determinism():
+    """Turns TensorFlow's process-wide op determinism off again (test hygiene).
+
+    Seeded training switches it on for good; every test module ends with this so that
+    later modules' unseeded in-process runs still work.
+    """
+    if "tensorflow" not in sys.modules:
+        return  # nothing turned it on; importing TensorFlow here would only cost time
+    from tensorflow.python.framework import config
+    if hasattr(config, "disable_op_determinism"):
+        config.disable_op_determinism()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reset_determinism():
+    yield
+    reset_op_determinism()

@@ -91,17 +91,6 @@ def run(argv, default_seed=0):
     return run_lfads.run(hps)
 
 
-def reset_op_determinism():
-    """Turns TensorFlow's process-wide op determinism off again (test hygiene).
-
-    Seeded training switches it on for good; test modules call this when they end
-    so that later modules' unseeded in-process runs still work.
-    """
-    from tensorflow.python.framework import config
-    if hasattr(config, "disable_op_determinism"):
-        config.disable_op_determinism()
-
-
 def checkpoint_values(path):
     """{variable key: numpy value} of every tensor in a TF2 checkpoint."""
     import tensorflow as tf

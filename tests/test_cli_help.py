@@ -220,6 +220,32 @@ def test_setup_installs_every_top_level_module():
     listed = set(re.findall(r'"(\w+)"', re.search(r"py_modules=\[(.*?)\]", text, re.S).group(1)))
     modules = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "*.py"))}
     assert modules - {"setup"} <= listed
+    packages = set(re.findall(r'"(\w+)"', re.search(r"packages=\[(.*?)\]", text, re.S).group(1)))
+    folders = {os.path.basename(os.path.dirname(p))
+               for p in glob.glob(os.path.join(ROOT, "*", "__init__.py"))}
+    assert folders and folders <= packages
+
+
+def test_import_command_takes_two_arguments(tmp_path):
+    """lfads_import_original SRC OUT: another number of arguments, or a SRC that is not
+    there, is one line on stderr with status 2 (before any TensorFlow work)."""
+    code = textwrap.dedent("""\
+        import sys
+        from lfads_tf2 import import_original as m
+        try:
+            m.console_main()
+        finally:
+            print("tensorflow imported: %s" % ("tensorflow" in sys.modules))
+        """)
+    for args, expected in ((["only_src"], "error: expected two arguments, SRC and OUT, got 1"),
+                           ([str(tmp_path / "nothing"), str(tmp_path / "out")],
+                            "error: %s: no such folder or file" % (tmp_path / "nothing"))):
+        proc = _run([sys.executable, "-c", code] + args, tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.splitlines()[-1].startswith(expected), proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stdout == "tensorflow imported: False\n"
+        assert not os.path.exists(tmp_path / "out")
 
 
 def _scripts():
@@ -256,7 +282,8 @@ def test_messages_in_the_code_cite_no_specification_or_issue():
     """String literals that can reach users (flag help, errors, notes, printed lines):
     every string in the code but function, class and library-module docstrings."""
     found = []
-    for path in sorted(glob.glob(os.path.join(ROOT, "*.py")) + _scripts()):
+    library = glob.glob(os.path.join(ROOT, "lfads_tf2", "*.py"))
+    for path in sorted(glob.glob(os.path.join(ROOT, "*.py")) + library + _scripts()):
         tree = ast.parse(open(path).read())
         docstrings = set()
         for node in ast.walk(tree):

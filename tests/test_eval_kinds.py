@@ -29,12 +29,6 @@ PUSH_MEAN_DETERMINISTIC = ("prior_g0_mean", "prior_g0_logvar", "post_g0_mean",
                            "gen_states", "factors", "output_dist_params", "train_steps")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _reset_determinism():
-    yield
-    td.reset_op_determinism()
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """The shared trained model, copied so that this module's outputs stay here."""

@@ -1,4 +1,6 @@
-"""Tests of plot_lfads.py, scripts/plot_lfads_outputs.py and scripts/compare_to_truth.py."""
+"""Tests of plot_lfads.py, lfads_tf2/scores.py, scripts/plot_lfads_outputs.py and
+scripts/compare_to_truth.py (the scripts run as users run them, in a process of their own)."""
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -7,15 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = os.path.join(REPO, "scripts")
-for _p in (REPO, SCRIPTS):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from conftest import ROOT as REPO
 
-import plot_lfads  # noqa: E402
-import compare_to_truth as ctt  # noqa: E402
-import plot_lfads_outputs as plo  # noqa: E402
+import plot_lfads
+from lfads_tf2 import scores
 
 CF_CHAOTIC = 1.0 / (30.0 * 0.01)   # 3.33: truth ~ rates * cf
 CF_ITB = 30.0 * 0.01               # 0.3:  truth ~ rates / cf
@@ -156,22 +153,22 @@ def test_r2_perfect_scaled_and_noisy():
     rng = np.random.default_rng(4)
     truth = _truth_etd(rng)
     # Perfect predictions in each convention give exactly 1.
-    r = ctt.r2_against_truth(truth / CF_CHAOTIC, truth, CF_CHAOTIC, None, 0.01)
+    r = scores.r2_against_truth(truth / CF_CHAOTIC, truth, CF_CHAOTIC, None, 0.01)
     assert r["convention"] == "multiply"
     assert r["r2_pooled"] == pytest.approx(1.0) and r["r2_mean_per_neuron"] == pytest.approx(1.0)
-    r = ctt.r2_against_truth(truth * CF_ITB, truth, CF_ITB, 30.0, 0.01)
+    r = scores.r2_against_truth(truth * CF_ITB, truth, CF_ITB, 30.0, 0.01)
     assert r["convention"] == "divide"
     assert r["r2_pooled"] == pytest.approx(1.0) and r["r2_mean_per_neuron"] == pytest.approx(1.0)
     # Applying the wrong convention to ITB-scaled rates is visibly wrong.
-    assert ctt.r2_against_truth(truth * CF_ITB, truth, CF_ITB)["r2_pooled"] < 0.5
+    assert scores.r2_against_truth(truth * CF_ITB, truth, CF_ITB)["r2_pooled"] < 0.5
     # A per-neuron offset is removed before scoring.
     shifted = truth / CF_CHAOTIC + np.arange(truth.shape[2])
-    assert ctt.r2_against_truth(shifted, truth, CF_CHAOTIC)["r2_pooled"] == pytest.approx(1.0)
+    assert scores.r2_against_truth(shifted, truth, CF_CHAOTIC)["r2_pooled"] == pytest.approx(1.0)
     # Noise lowers R², and both numbers match the NumPy reference.
     prev = 1.0
     for sd in (0.05, 0.2):
         pred = truth + sd * rng.standard_normal(truth.shape)
-        r = ctt.r2_against_truth(pred / CF_CHAOTIC, truth, CF_CHAOTIC)
+        r = scores.r2_against_truth(pred / CF_CHAOTIC, truth, CF_CHAOTIC)
         ref_pooled, ref_mean = _r2_reference(pred, truth)
         assert r["r2_pooled"] == pytest.approx(ref_pooled, abs=1e-10)
         assert r["r2_mean_per_neuron"] == pytest.approx(ref_mean, abs=1e-10)
@@ -183,12 +180,12 @@ def test_r2_constant_neuron_and_smoothing_baseline():
     rng = np.random.default_rng(5)
     truth = _truth_etd(rng, e=20, t=60, d=8)
     truth[:, :, 0] = 0.5                     # a constant neuron has no defined R²
-    r = ctt.r2_scores(truth, truth)
+    r = scores.r2_scores(truth, truth)
     assert np.isnan(r["r2_per_neuron"][0]) and r["r2_mean_per_neuron"] == pytest.approx(1.0)
     spikes = rng.poisson(truth / CF_CHAOTIC * 10)   # a high rate, so smoothing does well
-    base = ctt.smoothed_spikes_r2(spikes, truth, 2.0, scale=CF_CHAOTIC / 10)
+    base = scores.smoothed_spikes_r2(spikes, truth, 2.0, scale=CF_CHAOTIC / 10)
     assert 0.2 < base["r2_pooled"] < 1.0
-    assert ctt.r2_against_truth(truth, truth, scale=1.0)["r2_pooled"] > base["r2_pooled"]
+    assert scores.r2_against_truth(truth, truth, scale=1.0)["r2_pooled"] > base["r2_pooled"]
 
 
 # ---------------------------------------------------------------- CLIs
@@ -233,8 +230,26 @@ def _fake_files(tmp_path, gaussian=False, itb=False, e_out=5, e_data=5):
 
 
 def _run_script(name, *args):
-    return subprocess.run([sys.executable, os.path.join("scripts", name)] + list(args),
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    """`python scripts/<name> args` from another folder, importing this checkout's modules
+    (the environment may hold an installed copy of another checkout)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", name)] + list(args),
+                          cwd=os.path.dirname(REPO), env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _run_scripts(name, argvs):
+    """_run_script for each argv, two at a time."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda argv: _run_script(name, *argv), argvs))
+
+
+def _one_line_error(proc):
+    """The error line of a script that failed as it should: status 2, one line, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:"), proc.stderr
+    return proc.stderr
 
 
 def test_plot_script_writes_pngs(tmp_path):
@@ -250,46 +265,45 @@ def test_plot_script_writes_pngs(tmp_path):
         assert os.path.getsize(p) > 1000
 
 
-def test_plot_script_gaussian_inferred_in_process(tmp_path, capsys):
+def test_plot_script_gaussian_inferred(tmp_path):
     out_path, data_path = _fake_files(tmp_path, gaussian=True)
     # No --split: taken from the canonical file name. No --output_dist: width 2D.
-    rc = plo.main(["--output_file=" + out_path, "--data_file=" + data_path,
-                   "--trials=1", "--out_dir=" + str(tmp_path / "g")])
-    assert rc == 0
-    (path,) = capsys.readouterr().out.split()
+    proc = _run_script("plot_lfads_outputs.py", "--output_file=" + out_path,
+                       "--data_file=" + data_path, "--trials=1",
+                       "--out_dir=" + str(tmp_path / "g"))
+    assert proc.returncode == 0, proc.stderr
+    (path,) = proc.stdout.split()
     assert os.path.exists(path)
 
 
-def test_plot_script_errors(tmp_path, capsys):
+def test_plot_script_errors(tmp_path):
+    """Each bad input: one line on stderr, status 2, no traceback."""
     out_path, data_path = _fake_files(tmp_path)
-    # As a real process: one line on stderr, status 2, no traceback.
-    proc = _run_script("plot_lfads_outputs.py", "--output_file=" + out_path,
-                       "--data_file=" + str(tmp_path / "missing"),
-                       "--out_dir=" + str(tmp_path))
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:")
-    assert "Traceback" not in proc.stderr
-
-    def one_line_error(argv):
-        assert plo.main(argv) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error:"), err
-        return err
-
-    base = ["--output_file=" + out_path, "--data_file=" + data_path, "--out_dir=" + str(tmp_path)]
-    assert "trial 9 out of range" in one_line_error(base + ["--trials=9"])
-    assert "--split=train" in one_line_error(base + ["--split=train"])
-    assert "gaussian" in one_line_error(base + ["--output_dist=gaussian"])
-    assert "integers" in one_line_error(base + ["--trials=a,b"])
-    with h5py.File(out_path, "a") as hf:
+    no_factors = tmp_path / "nf"
+    no_factors.mkdir()
+    out_nf, data_nf = _fake_files(no_factors)
+    with h5py.File(out_nf, "a") as hf:
         del hf["factors"]
-    assert "missing key 'factors'" in one_line_error(base)
     # More output trials than data trials (wrong split or data file).
     sub = tmp_path / "x"
     sub.mkdir()
     out2, data2 = _fake_files(sub, e_out=5, e_data=3)
-    assert "mismatched trial counts" in one_line_error(
-        ["--output_file=" + out2, "--data_file=" + data2, "--out_dir=" + str(tmp_path)])
+    base = ["--output_file=" + out_path, "--data_file=" + data_path, "--out_dir=" + str(tmp_path)]
+    cases = [
+        (["--output_file=" + out_path, "--data_file=" + str(tmp_path / "missing"),
+          "--out_dir=" + str(tmp_path)], "data file not found"),
+        (base + ["--trials=9"], "trial 9 out of range"),
+        (base + ["--split=train"], "--split=train"),
+        (base + ["--output_dist=gaussian"], "gaussian"),
+        (base + ["--trials=a,b"], "integers"),
+        (["--output_file=" + out_nf, "--data_file=" + data_nf, "--out_dir=" + str(tmp_path)],
+         "missing key 'factors'"),
+        (["--output_file=" + out2, "--data_file=" + data2, "--out_dir=" + str(tmp_path)],
+         "mismatched trial counts"),
+    ]
+    procs = _run_scripts("plot_lfads_outputs.py", [argv for argv, _ in cases])
+    for (argv, expected), proc in zip(cases, procs):
+        assert expected in _one_line_error(proc), (argv, proc.stderr)
 
 
 def test_compare_script_chaotic(tmp_path):
@@ -300,24 +314,25 @@ def test_compare_script_chaotic(tmp_path):
     values = dict(line.split()[:2] for line in proc.stdout.splitlines())
     assert values["convention"] == "multiply"
     with h5py.File(out_path, "r") as ho, h5py.File(data_path, "r") as hd:
-        ref = ctt.r2_scores(ho["output_dist_params"][()] * CF_CHAOTIC, hd["valid_truth"][()])
+        ref = scores.r2_scores(ho["output_dist_params"][()] * CF_CHAOTIC, hd["valid_truth"][()])
     assert float(values["r2_pooled"]) == pytest.approx(ref["r2_pooled"], abs=1e-4)
     assert float(values["r2_mean_per_neuron"]) == pytest.approx(ref["r2_mean_per_neuron"],
                                                                 abs=1e-4)
     assert float(values["r2_pooled"]) > float(values["r2_pooled_smoothed"])
 
 
-def test_compare_itb_and_fewer_output_trials(tmp_path, capsys):
+def test_compare_itb_and_fewer_output_trials(tmp_path):
     out_path, data_path = _fake_files(tmp_path, itb=True, e_out=3, e_data=5)
-    assert ctt.main(["--output_file=" + out_path, "--data_file=" + data_path]) == 0
-    captured = capsys.readouterr()
-    values = dict(line.split()[:2] for line in captured.out.splitlines())
+    proc = _run_script("compare_to_truth.py", "--output_file=" + out_path,
+                       "--data_file=" + data_path)
+    assert proc.returncode == 0, proc.stderr
+    values = dict(line.split()[:2] for line in proc.stdout.splitlines())
     assert values["convention"] == "divide" and values["trials"] == "3"
     assert float(values["r2_pooled"]) > 0.95
-    assert "first 3 of 5" in captured.err
+    assert "first 3 of 5" in proc.stderr
 
 
-def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path, capsys):
+def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path):
     """r2_per_bin: an error confined to bin 0 is all of bin 0's share and leaves the other
     bins perfect; the bins' residuals, weighted by their variance, give r2_pooled."""
     rng = np.random.default_rng(0)
@@ -325,11 +340,11 @@ def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path, cap
     pred = truth.copy()
     error = rng.normal(size=(6, 4))
     pred[:, 0, :] += error - error.mean(axis=0)  # leaves each neuron's mean as it is
-    r2_t, share_t = ctt.r2_per_bin(pred, truth)
+    r2_t, share_t = scores.r2_per_bin(pred, truth)
     assert share_t == pytest.approx([1, 0, 0, 0, 0])
     assert r2_t[1:] == pytest.approx(np.ones(4))
     pred = truth + rng.normal(scale=0.5, size=truth.shape)
-    r2_t, share_t = ctt.r2_per_bin(pred, truth)
+    r2_t, share_t = scores.r2_per_bin(pred, truth)
     truth_c = truth - truth.mean(axis=(0, 1), keepdims=True)
     pred_c = pred - pred.mean(axis=(0, 1), keepdims=True)
     for t in range(5):  # a plain loop as the reference
@@ -338,15 +353,15 @@ def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path, cap
         assert share_t[t] == pytest.approx(ss_res / np.sum((pred_c - truth_c) ** 2))
     ss_tot_t = np.sum(truth_c ** 2, axis=(0, 2))
     assert 1 - np.sum(ss_tot_t * (1 - r2_t)) / ss_tot_t.sum() == pytest.approx(
-        ctt.r2_scores(pred, truth)["r2_pooled"])
+        scores.r2_scores(pred, truth)["r2_pooled"])
     out_path, data_path = _fake_files(tmp_path)
-    assert ctt.main(["--output_file=" + out_path, "--data_file=" + data_path,
-                     "--split=valid", "--per_bin"]) == 0
-    lines = [line.split() for line in capsys.readouterr().out.splitlines()
-             if line.startswith("r2_bin ")]
+    proc = _run_script("compare_to_truth.py", "--output_file=" + out_path,
+                       "--data_file=" + data_path, "--split=valid", "--per_bin")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split() for line in proc.stdout.splitlines() if line.startswith("r2_bin ")]
     with h5py.File(out_path, "r") as ho, h5py.File(data_path, "r") as hd:
-        ref_r2, ref_share = ctt.r2_per_bin(ho["output_dist_params"][()] * CF_CHAOTIC,
-                                           hd["valid_truth"][()])
+        ref_r2, ref_share = scores.r2_per_bin(ho["output_dist_params"][()] * CF_CHAOTIC,
+                                              hd["valid_truth"][()])
     assert [int(f[1]) for f in lines] == list(range(len(ref_r2)))
     assert [float(f[2]) for f in lines] == pytest.approx(ref_r2, abs=1e-4)
     assert [float(f[4]) for f in lines] == pytest.approx(ref_share, abs=1e-4)

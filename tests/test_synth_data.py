@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 import scipy.signal
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-from synth_data import generate_chaotic_rnn_data as chaotic_mod  # noqa: E402
-from synth_data import generate_itb_data as itb_mod  # noqa: E402
-from synth_data import generate_labeled_rnn_data as labeled_mod  # noqa: E402
-from synth_data import synthetic_data_utils as su  # noqa: E402
-from synth_data.itb_rnn import (DEFAULT_WEIGHTS_PATH, integration_quality,  # noqa: E402
-                                itb_target, load_itb_weights, run_itb_rnn)
+from conftest import ROOT as REPO_ROOT
+from synth_data import generate_chaotic_rnn_data as chaotic_mod
+from synth_data import generate_itb_data as itb_mod
+from synth_data import generate_labeled_rnn_data as labeled_mod
+from synth_data import synthetic_data_utils as su
+from synth_data.itb_rnn import (DEFAULT_WEIGHTS_PATH, integration_quality, itb_target,
+                                load_itb_weights, run_itb_rnn)
 
 SCRIPT = os.path.join(REPO_ROOT, "synth_data", "run_generate_synth_data.sh")
 # The shell script's settings shared by the three big single-session chaotic sets (spec §11.5).
@@ -402,14 +399,20 @@ def test_script_stems_are_not_prefixes_of_other_sets():
                 assert not fname.startswith(stem), (stem, fname)
 
 
+def _env(**extra):
+    """The shell script's environment: this Python, and this checkout's synth_data first
+    (the environment may hold an installed copy of another checkout)."""
+    return dict(os.environ, PYTHON=sys.executable, PYTHONPATH=os.pathsep.join(
+        [REPO_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]), **extra)
+
+
 @pytest.mark.slow  # writes 2.9 GB: too much for every CI run; run with -m slow
 def test_script_end_to_end(tmp_path):
     """Runs all seven generators (about 35 s, writes about 2.9 GB, removed afterwards)."""
     out_dir = tmp_path / "synth"
     start = time.time()
     try:
-        env = dict(os.environ, PYTHON=sys.executable)
-        proc = subprocess.run(["bash", SCRIPT, str(out_dir)], cwd=str(tmp_path), env=env,
+        proc = subprocess.run(["bash", SCRIPT, str(out_dir)], cwd=str(tmp_path), env=_env(),
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert time.time() - start < 120

@@ -5,6 +5,7 @@ for learning, output files, checkpoints and TensorBoard events; further short ru
 cover resuming (also after SIGKILL), the learning-rate reset, read-out-only
 training, spike jitter, several datasets, external inputs and Gaussian data.
 """
+import concurrent.futures
 import contextlib
 import glob
 import io
@@ -38,12 +39,6 @@ SCALAR_TAGS = ["LFADS/Total_cost__train_", "LFADS/Total_cost__valid_",
                "LFADS/KL_cost__train_", "LFADS/KL_cost__valid_", "LFADS/L2_cost",
                "LFADS/KL_weight", "LFADS/L2_weight", "LFADS/Gradient_global_norm",
                "LFADS/Corr_cost"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _reset_determinism():
-    yield
-    td.reset_op_determinism()
 
 
 @pytest.fixture(scope="module")
@@ -439,21 +434,45 @@ def test_evaluate_after_train_io_only_with_the_flag(io_only):
 
 
 # ------------------------------------------------------------------ variants
-def test_jitter_preserves_counts_per_trial_and_neuron():
-    rs = np.random.RandomState(0)
-    counts = rs.poisson(1.5, size=(6, 20, 7))
-    out = training.jitter_spikes(counts, 3, np.random.RandomState(1))
-    assert out.shape == counts.shape
-    np.testing.assert_array_equal(out.sum(axis=1), counts.sum(axis=1))
-    assert not np.array_equal(out, counts)
+def test_jitter_training_runs(tmp_path, monkeypatch):
+    """--temporal_spike_jitter_width: every training batch is jittered before the step sees
+    it (spikes moved, each trial's count per neuron kept); validation data never are."""
+    data = td.write_dataset(tmp_path / "data", seed=7, n_train=32, n_valid=16)
+    train_bxtxd = np.asarray(data["train_data"])
+    jitter_calls, fed = [], []
+    real_jitter, real_call_step = training.jitter_spikes, training.call_step
 
+    def spy_jitter(counts_bxtxd, width, rs):
+        jitter_calls.append(width)
+        return real_jitter(counts_bxtxd, width, rs)
 
-def test_jitter_training_runs(tmp_path):
-    td.write_dataset(tmp_path / "data", seed=7, n_train=32, n_valid=16)
+    def spy_call_step(step, batch, *rest):
+        fed.append(np.array(batch))
+        return real_call_step(step, batch, *rest)
+
+    monkeypatch.setattr(training, "jitter_spikes", spy_jitter)
+    monkeypatch.setattr(training, "call_step", spy_call_step)
     bundle = td.run(fast_flags(tmp_path / "data", tmp_path / "save")
                     + ["--seed=1", "--max_epochs=2", "--temporal_spike_jitter_width=2"])
     assert int(bundle.state.global_step.numpy()) == 4
     assert len(finite_fitlog(str(tmp_path / "save"))) == 2
+    # validation batches come from the valid split unchanged; all others are training's
+    valid_rows = {row.tobytes() for row in np.asarray(data["valid_data"], np.float32)}
+    is_valid = [all(row.astype(np.float32).tobytes() in valid_rows for row in batch)
+                for batch in fed]
+    train_fed = [batch for batch, v in zip(fed, is_valid) if not v]
+    assert sum(is_valid) >= 2  # at least one validation pass an epoch
+    # 2 epochs x 2 batches of 16 trials, each jittered by the flag's width
+    assert jitter_calls == [2] * 4 and len(train_fed) == 4
+    raw_rows = {row.tobytes() for row in train_bxtxd.astype(np.float32)}
+    totals = {row.sum(axis=0).tobytes() for row in train_bxtxd.astype(np.float32)}
+    for batch in train_fed:
+        batch = batch.astype(np.float32)
+        assert batch.shape == (16,) + train_bxtxd.shape[1:]
+        # each trial keeps its spike count per neuron: it is one of the training trials
+        assert all(row.sum(axis=0).tobytes() in totals for row in batch)
+        # ... with its spikes moved: no row is a training trial as stored
+        assert not any(row.tobytes() in raw_rows for row in batch)
 
 
 def test_multi_dataset_training_has_a_readin_per_dataset(multi):
@@ -516,69 +535,46 @@ def test_gaussian_training_runs(tmp_path):
     assert np.all(out["output_dist_params"][..., 15:] > 0)  # variances
 
 
-def test_quality_snapshot_holds_the_newest_checkpoints_and_resumes(main, tmp_path):
-    """readme_quality.copy_run: what --snapshot commits, and what a new machine starts from."""
-    import readme_quality
-    snap = str(tmp_path / "snap")
-    readme_quality.copy_run(main["save_dir"], snap)
-    expected_files = set()
-    for state in (training.CHECKPOINT_STATE, training.CHECKPOINT_STATE_LVE):
-        src = training.read_checkpoint_state(main["save_dir"], state)
-        assert len(src) >= 2, state  # the fixture keeps several: only the newest is copied
-        newest = os.path.basename(src[-1])
-        assert [os.path.basename(p) for p in training.read_checkpoint_state(snap, state)] \
-            == [newest]
-        expected_files |= {newest + ".index", newest + ".data-00000-of-00001"}
-    assert {f for f in os.listdir(snap) if ".ckpt-" in f} == expected_files
-    with open(os.path.join(snap, "fitlog.csv")) as f:
-        assert len(f.readlines()) == td.MAIN_EPOCHS
-    out = io.StringIO()
-    flags = [a for a in main["flags"] if not a.startswith("--lfads_save_dir=")]
-    with contextlib.redirect_stdout(out):
-        bundle = td.run(flags + ["--lfads_save_dir=" + snap, "--seed=1",
-                                 "--max_epochs=%d" % (td.MAIN_EPOCHS + 1)])
-    step = int(main["bundle"].state.global_step.numpy())
-    assert "Restored from %s-%d" % (os.path.join(snap, "lfads_vae.ckpt"), step) \
-        in out.getvalue(), out.getvalue()
-    assert int(bundle.state.epoch.numpy()) == td.MAIN_EPOCHS + 1
+def _readme_quality(*args):
+    """`python scripts/readme_quality.py --eval_only args` in a process of its own."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "readme_quality.py"),
+                           "--eval_only"] + list(args), env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
     """readme_quality --checkpoint: auto prefers checkpoint_lve, falls back to the newest
-    regular checkpoint, and a missing state file is a one-line error."""
-    import readme_quality
-    save_dir = str(tmp_path)
-    with pytest.raises(SystemExit, match="no 'checkpoint' state file in " + save_dir):
-        readme_quality.checkpoint_to_evaluate(save_dir)
-    training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE,
-                                    [os.path.join(save_dir, "lfads_vae.ckpt-25")])
-    assert readme_quality.checkpoint_to_evaluate(save_dir) == "checkpoint"
-    with pytest.raises(SystemExit, match="no 'checkpoint_lve' state file"):
-        readme_quality.checkpoint_to_evaluate(save_dir, "checkpoint_lve")
+    regular checkpoint, and a missing state file is a one-line error; each seed has a
+    save folder of its own (the original sets no seed: every seed is a faithful run)."""
+    # Each case runs TensorFlow's import (slow): four cases cover the four rules.
+    roots = {name: tmp_path / name for name in ("regular", "both")}
+    for name in ("regular", "both"):
+        save_dir = str(roots[name] / "no_inputs")
+        training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE,
+                                        [os.path.join(save_dir, "lfads_vae.ckpt-25")])
+    save_dir = str(roots["both"] / "no_inputs")
     training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE_LVE,
                                     [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
-    assert readme_quality.checkpoint_to_evaluate(save_dir) == "checkpoint_lve"
-    assert readme_quality.checkpoint_to_evaluate(save_dir, "checkpoint") == "checkpoint"
-
-
-def test_quality_runs_of_other_seeds_keep_their_own_folders(tmp_path, monkeypatch):
-    """readme_quality --seed=N: a seed other than 1 neither starts from nor overwrites the
-    seed-1 snapshot; seed 1 keeps the folder names the committed snapshot has."""
-    import readme_quality
-    assert readme_quality.run_name("no_inputs", 1) == "no_inputs"
-    assert readme_quality.run_name("no_inputs", 2) == "no_inputs_seed2"
-    snap_root = tmp_path / "snapshots"
-    monkeypatch.setattr(readme_quality, "SNAPSHOT_ROOT", str(snap_root))
-    seed1_snap = str(snap_root / "no_inputs")
-    os.makedirs(seed1_snap)
-    training.write_checkpoint_state(seed1_snap, training.CHECKPOINT_STATE,
-                                    [os.path.join(seed1_snap, "lfads_vae.ckpt-25")])
-    save_root = str(tmp_path / "runs")
-    with pytest.raises(SystemExit, match="no 'checkpoint' state file in %s: "
-                       % re.escape(os.path.join(save_root, "no_inputs_seed2"))):
-        readme_quality.main(["--examples=no_inputs", "--seed=2", "--eval_only",
-                             "--save_root=" + save_root])
-    readme_quality.main(["--examples=no_inputs", "--seed=2", "--snapshot",
-                         "--save_root=" + save_root])
-    assert sorted(os.listdir(snap_root)) == ["no_inputs", "no_inputs_seed2"]
-    assert os.listdir(seed1_snap) == ["checkpoint"]
+    empty = str(tmp_path / "no_data")
+    cases = [  # (root, extra flags, the line that says what happened)
+        ("both", ["--seed=2"], "no 'checkpoint' state file in %s: nothing to evaluate"
+         % os.path.join(roots["both"], "no_inputs_seed2")),
+        ("regular", ["--checkpoint=checkpoint_lve"], "no 'checkpoint_lve' state file"),
+        ("regular", [], "of the state file 'checkpoint'"),
+        ("both", [], "of the state file 'checkpoint_lve'"),
+    ]
+    argvs = [["--examples=no_inputs", "--save_root=" + str(roots[root]),
+              "--data_dir=" + empty] + extra for root, extra, _ in cases]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        procs = list(pool.map(lambda argv: _readme_quality(*argv), argvs))
+    for (root, extra, expected), proc in zip(cases, procs):
+        # every case stops before any run_lfads: no checkpoint, or (here) no data
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        error = proc.stderr.splitlines()[-1]  # (TensorFlow may log lines before it)
+        assert error.startswith("readme_quality: "), proc.stderr
+        assert expected in proc.stdout + error, (root, extra, proc.stdout, proc.stderr)
+        if "of the state file" in expected:
+            assert "generate the data first" in error
+    assert not os.path.exists(roots["both"] / "no_inputs_seed2" / "checkpoint")

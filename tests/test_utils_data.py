@@ -1,7 +1,6 @@
 """Tests of the data-loading half of utils.py: h5 I/O, read/validate datasets, hps JSON."""
 import json
 import os
-import sys
 import tempfile
 
 import h5py
@@ -10,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402
-from utils import DataError  # noqa: E402
+import utils
+from utils import DataError
 
 STEM = "stem"
 
