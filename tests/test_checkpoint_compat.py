@@ -1,22 +1,20 @@
 """Checkpoints written by v0.1 (before the model was split into lfads_tf2's parts)
 restore with the current code: same outputs, and training resumes from them.
 
-tests/data/v0_1 was made by tests/data/make_v0_1_checkpoint.py with the v0.1 code.
+tests/data/v0_1 was made by tests/v0_1_checkpoint.py with the v0.1 code.
 """
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 import lfads_testdata as td
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "data"))
-import make_v0_1_checkpoint as v0_1  # noqa: E402
-from lfads_tf2 import checkpoint_layout  # noqa: E402
+import v0_1_checkpoint as v0_1
+from lfads_tf2 import checkpoint_layout
 
 
 @pytest.fixture
@@ -25,7 +23,7 @@ def save_dir(tmp_path):
     out = str(tmp_path / "save")
     shutil.copytree(v0_1.SAVE, out)
     yield out
-    td.reset_op_determinism()
+    conftest.reset_op_determinism()
 
 
 def test_committed_checkpoint_has_the_v0_1_layout():
@@ -53,6 +51,6 @@ def test_training_resumes_from_a_v0_1_checkpoint(save_dir):
     path = tf.train.latest_checkpoint(save_dir)
     assert path.endswith("-12")
     assert not checkpoint_layout.is_v0_1(tf.train.load_checkpoint(path))
-    td.reset_op_determinism()
+    conftest.reset_op_determinism()
     for key, value in v0_1.posterior_means(save_dir).items():
         assert np.all(np.isfinite(value)), key

@@ -1,7 +1,8 @@
 """Writes tests/data/v0_1/: a tiny model trained by the v0.1 code (commit 4bea4fe).
 
-Run once, from the repository root, with the v0.1 code checked out:
-    python tests/data/make_v0_1_checkpoint.py
+Run once, from the repository root, with the v0.1 code checked out and installed
+(`pip install -e .`):
+    python tests/v0_1_checkpoint.py
 It keeps, under tests/data/v0_1/:
   data/       two tiny datasets of different widths (one with an alignment matrix),
               with one external input channel;
@@ -17,17 +18,15 @@ tests/test_checkpoint_compat.py restores it with the current code.
 import glob
 import os
 import shutil
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path[:0] = [ROOT, os.path.dirname(HERE)]
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import lfads_testdata as td  # noqa: E402
-import utils  # noqa: E402
+import conftest
+import lfads_testdata as td
+import utils
 
 OUT = os.path.join(HERE, "v0_1")
 DATA, SAVE = os.path.join(OUT, "data"), os.path.join(OUT, "save")
@@ -80,7 +79,7 @@ def main():
     shutil.rmtree(OUT, ignore_errors=True)
     write_data()
     td.run(FLAGS + ["--lfads_save_dir=" + SAVE, "--kind=train", "--max_epochs=2"])
-    td.reset_op_determinism()
+    conftest.reset_op_determinism()
     expected = posterior_means(SAVE)
     # keep only what a restore reads
     shutil.rmtree(os.path.join(SAVE, "lfads_log"), ignore_errors=True)
