@@ -292,17 +292,23 @@ def check_checkpoint(bundle, hps, path):
                                var.dtype.base_dtype.name, var.shape.as_list()))
 
 
-def _read_checkpoint(bundle, path):
-    """Restores a checkpoint that check_checkpoint passed into the bundle."""
+def _check_and_read(bundle, hps, path):
+    """check_checkpoint, then restores the checkpoint into the bundle.
+
+    Raises _Unusable. Should the read still fail (it cannot once the check passed,
+    unless TensorFlow's private API the shape check uses is gone), some variables may
+    already hold its values: a fallback's full read of another checkpoint (all
+    objects matched) overwrites them all.
+    """
+    check_checkpoint(bundle, hps, path)
     try:
         status = bundle.checkpoint.read(path)
         status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError) as e:
-        raise LfadsError("%s: checkpoint unreadable (%s)" % (path, _first_line(e))) \
-            from None
+        raise _Unusable(_first_line(e)) from None
     except AssertionError as e:
-        raise LfadsError("%s: checkpoint does not fit the model built from the flags "
-                         "(%s)" % (path, str(e).splitlines()[0][:300])) from None
+        raise _Unusable("does not fit the model built from the flags: %s"
+                        % str(e).splitlines()[0][:300]) from None
     status.expect_partial()
 
 
@@ -374,10 +380,9 @@ def restore(bundle, hps, save_dir, state_name, required, fallback=False):
     explicit = checkpoint_path_arg(save_dir, state_name)
     if explicit is not None:
         try:
-            check_checkpoint(bundle, hps, explicit)
+            _check_and_read(bundle, hps, explicit)
         except _Unusable as e:
             raise LfadsError(_unusable_message(explicit, e)) from None
-        _read_checkpoint(bundle, explicit)
         return explicit
 
     state_path = _state_path(save_dir, state_name)
@@ -388,7 +393,8 @@ def restore(bundle, hps, save_dir, state_name, required, fallback=False):
             raise LfadsError("%s: no checkpoint (state file '%s' not found); train a "
                              "model first or check --lfads_save_dir and "
                              "--checkpoint_pb_load_name%s"
-                             % (save_dir, state_name, _pick_hint(in_folder, save_dir)))
+                             % (save_dir, state_name,
+                                _pick_hint(in_folder, save_dir, "a checkpoint by name")))
         return None
     if problem is None and not paths:
         problem = "missing"
@@ -397,7 +403,8 @@ def restore(bundle, hps, save_dir, state_name, required, fallback=False):
                          if problem == "missing" else
                          "%s: checkpoint state file unreadable (%s)" % (state_path, problem))
         if not fallback:
-            raise LfadsError(state_problem + _pick_hint(in_folder, save_dir))
+            raise LfadsError(state_problem
+                             + _pick_hint(in_folder, save_dir, "a checkpoint by name"))
         if not in_folder:
             raise LfadsError(state_problem + " and no checkpoint files beside it; to "
                              "start fresh, remove it or choose another --lfads_save_dir")
@@ -407,14 +414,13 @@ def restore(bundle, hps, save_dir, state_name, required, fallback=False):
     skipped = []  # (path, _Unusable), newest first
     for i in range(len(paths) - 1, -1, -1):
         try:
-            check_checkpoint(bundle, hps, paths[i])
+            _check_and_read(bundle, hps, paths[i])
         except _Unusable as e:
             if not fallback:
                 raise LfadsError(_unusable_message(paths[i], e)
                                  + _pick_hint(paths[:i], save_dir)) from None
             skipped.append((paths[i], e))
             continue
-        _read_checkpoint(bundle, paths[i])
         if skipped or problem is not None:
             step = int(bundle.state.global_step.numpy())
             if skipped:
@@ -448,14 +454,15 @@ def _unusable_message(path, e):
     return "%s: checkpoint unreadable (%s)" % (path, e.reason)
 
 
-def _pick_hint(older, save_dir):
-    """'; to use an older ... --checkpoint_pb_load_name=<newest of older>' or ''."""
-    if not older:
+def _pick_hint(candidates, save_dir, what="an older checkpoint"):
+    """'; to use <what> pass e.g. --checkpoint_pb_load_name=<newest candidate>' or ''."""
+    candidates = [p for p in candidates if os.path.exists(p + ".index")]
+    if not candidates:
         return ""
-    path = older[-1]
+    path = candidates[-1]
     if os.path.dirname(os.path.abspath(path)) == os.path.abspath(save_dir):
         path = os.path.basename(path)
-    return "; to use an older checkpoint pass e.g. --checkpoint_pb_load_name=%s" % path
+    return "; to use %s pass e.g. --checkpoint_pb_load_name=%s" % (what, path)
 
 
 def step_of_checkpoint(path):
