@@ -46,7 +46,9 @@ flags.DEFINE_string("lfads_save_dir", "/tmp/lfads_chaotic_rnn_inputs_g1p5/",
                     "Directory for checkpoints, logs and outputs.")
 flags.DEFINE_string("checkpoint_pb_load_name", "checkpoint",
                     "Name of the checkpoint state file to restore from: 'checkpoint' "
-                    "(regular) or 'checkpoint_lve' (lowest validation error).")
+                    "(regular) or 'checkpoint_lve' (lowest validation error); or one "
+                    "checkpoint's path prefix, e.g. 'lfads_vae.ckpt-12' (relative to "
+                    "--lfads_save_dir, or absolute), to pick an older checkpoint by hand.")
 flags.DEFINE_string("checkpoint_name", "lfads_vae", "Name of checkpoint files.")
 flags.DEFINE_string("output_filename_stem", "",
                     "Prefix of the output files of the evaluation kinds.")

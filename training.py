@@ -116,26 +116,55 @@ def _state_path(save_dir, state_name):
     return os.path.join(save_dir, state_name or CHECKPOINT_STATE)
 
 
-def read_checkpoint_state(save_dir, state_name):
-    """Returns the list of checkpoint prefixes named by a state file, newest last."""
+def parse_checkpoint_state(save_dir, state_name):
+    """(checkpoint prefixes named by a state file, newest last; problem or None).
+
+    The problem is a short text when the file exists but is not a state file (empty,
+    binary, a line that is not `key: value`, no model_checkpoint_path); the prefixes
+    are then those that could be parsed, maybe none. A missing file gives ([], None).
+    """
     path = _state_path(save_dir, state_name)
     if not os.path.exists(path):
-        return []
+        return [], None
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError:
+        return [], "not a text file"
+    except OSError as e:
+        return [], e.strerror or str(e)
     paths = []
     latest = None
-    with open(path) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            value = value.strip().strip('"')
-            if key.strip() == "all_model_checkpoint_paths":
-                paths.append(value)
-            elif key.strip() == "model_checkpoint_path":
-                latest = value
-    if latest is not None and latest not in paths:
-        paths.append(latest)
-    if latest is not None:  # the latest is last
+    problem = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            problem = problem or "line %d is not 'key: value'" % number
+            continue
+        value = value.strip().strip('"')
+        if key == "all_model_checkpoint_paths":
+            paths.append(value)
+        elif key == "model_checkpoint_path":
+            latest = value
+    if not text.strip():
+        problem = "empty"
+    elif not latest and problem is None:
+        problem = "no model_checkpoint_path line"
+    if latest:
+        # the latest is last
         paths = [p for p in paths if p != latest] + [latest]
-    return [p if os.path.isabs(p) else os.path.join(save_dir, p) for p in paths]
+    return [p if os.path.isabs(p) else os.path.join(save_dir, p) for p in paths], problem
+
+
+def read_checkpoint_state(save_dir, state_name):
+    """Returns the list of checkpoint prefixes named by a state file, newest last.
+
+    Lenient: what can be parsed of a damaged state file (see parse_checkpoint_state).
+    """
+    return parse_checkpoint_state(save_dir, state_name)[0]
 
 
 def write_checkpoint_state(save_dir, state_name, paths):
@@ -177,51 +206,264 @@ class CheckpointSaver:
         return path
 
 
-def restore(bundle, hps, save_dir, state_name, required):
-    """Restores the newest checkpoint named by `state_name`; returns its path or None.
+class _Unusable(Exception):
+    """Why a checkpoint cannot be restored into the model (one line, no path)."""
 
-    Checks that the checkpoint was made with the same architecture flags and names
-    the first one that differs (the original silently started from fresh weights).
+    def __init__(self, reason, architecture=False):
+        super().__init__(reason)
+        self.reason = reason
+        self.architecture = architecture  # made with other architecture flags
+
+
+def _first_line(e):
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]
+
+
+def _checkpoint_keys(bundle):
+    """{checkpoint key: variable} of everything bundle.checkpoint saves, or {}.
+
+    Uses TensorFlow's own serialisation of the object graph (private API: when it
+    is not there, the shape check is skipped and a misfit is still caught by
+    Checkpoint.read and assert_existing_objects_matched).
     """
-    state_name = state_name or CHECKPOINT_STATE
-    paths = read_checkpoint_state(save_dir, state_name)
-    if not paths:
-        if required:
-            raise LfadsError("%s: no checkpoint (state file '%s' not found); train a "
-                             "model first or check --lfads_save_dir and "
-                             "--checkpoint_pb_load_name"
-                             % (save_dir, state_name))
-        return None
-    path = paths[-1]
+    try:
+        from tensorflow.python.checkpoint import graph_view, save_util
+        serialized = save_util.serialize_graph_view(
+            graph_view.ObjectGraphView(bundle.checkpoint))[0]
+        return {key: obj for obj, tensors in serialized.items()
+                for key in tensors if hasattr(obj, "shape")}
+    except Exception:  # noqa: BLE001 - an optional check
+        return {}
+
+
+def check_checkpoint(bundle, hps, path):
+    """Raises _Unusable unless the checkpoint at prefix `path` can be restored.
+
+    A file cut short (full disk, interrupted copy), a missing index or data file, an
+    index of another checkpoint or a tensor of the wrong shape make TensorFlow fail
+    in many ways (IndexError, DataLossError, other OpErrors, ValueError), some only
+    once the tensor is read, after other variables were already overwritten. So
+    every tensor is read here first (cheap next to training) and compared with the
+    model, before anything is restored.
+    """
+    if not os.path.exists(path + ".index"):
+        raise _Unusable("index file missing" if _data_files(path)
+                        else "no such checkpoint files")
+    if not _data_files(path):
+        raise _Unusable("data file missing")
     try:
         reader = tf.train.load_checkpoint(path)
-    except (tf.errors.OpError, ValueError) as e:
-        raise LfadsError("%s: checkpoint cannot be read (%s)"
-                         % (path, str(e).splitlines()[0])) from None
+        shapes = reader.get_variable_to_shape_map()
+        dtypes = reader.get_variable_to_dtype_map()
+    except Exception as e:  # noqa: BLE001 - whatever TensorFlow raises for a bad index
+        raise _Unusable("index file unreadable: %s" % _first_line(e)) from None
+    values = {}
+    for key in sorted(shapes):
+        try:
+            values[key] = reader.get_tensor(key)
+        except Exception as e:  # noqa: BLE001 - IndexError, DataLossError, ...
+            raise _Unusable("data file truncated or damaged: %s (tensor %s)"
+                            % (_first_line(e), key)) from None
     arch_key = "state/arch_json/.ATTRIBUTES/VARIABLE_VALUE"
-    if reader.has_tensor(arch_key):
-        saved = json.loads(reader.get_tensor(arch_key).decode("utf-8"))
+    if arch_key in values:
+        try:
+            saved = json.loads(values[arch_key].decode("utf-8"))
+            assert isinstance(saved, dict)
+        except Exception:  # noqa: BLE001
+            raise _Unusable("tensor %s is not the architecture record" % arch_key) \
+                from None
         mine = json.loads(architecture_json(hps))
         for key in mine:
             if key in saved and saved[key] != mine[key]:
                 flag = key if key not in ("dataset_names", "dataset_dims") \
                     else "data_filename_stem"
-                raise LfadsError(
-                    "%s: checkpoint was trained with %s=%s but the flags give %s=%s "
+                raise _Unusable(
+                    "checkpoint was trained with %s=%s but the flags give %s=%s "
                     "(pass the training flags, e.g. --%s=%s)"
-                    % (path, key, json.dumps(saved[key]), key, json.dumps(mine[key]),
-                       flag, saved[key] if flag == key else "..."))
+                    % (key, json.dumps(saved[key]), key, json.dumps(mine[key]),
+                       flag, saved[key] if flag == key else "..."), architecture=True)
+    for key, var in sorted(_checkpoint_keys(bundle).items()):
+        if key not in shapes:
+            raise _Unusable("no tensor %s, which the model has" % key)
+        if not var.shape.is_compatible_with(shapes[key]) or \
+                (hasattr(var, "dtype") and var.dtype.base_dtype != dtypes[key]):
+            raise _Unusable("tensor %s is %s %s, the model's is %s %s"
+                            % (key, dtypes[key].name, list(shapes[key]),
+                               var.dtype.base_dtype.name, var.shape.as_list()))
+
+
+def _check_and_read(bundle, hps, path):
+    """check_checkpoint, then restores the checkpoint into the bundle.
+
+    Raises _Unusable. Should the read still fail (it cannot once the check passed,
+    unless TensorFlow's private API the shape check uses is gone), some variables may
+    already hold its values: a fallback's full read of another checkpoint (all
+    objects matched) overwrites them all.
+    """
+    check_checkpoint(bundle, hps, path)
     try:
         status = checkpoint_layout.checkpoint_to_read(bundle, reader).read(path)
         status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError) as e:
-        raise LfadsError("%s: checkpoint cannot be read (%s)"
-                         % (path, str(e).splitlines()[0])) from None
+        raise _Unusable(_first_line(e)) from None
     except AssertionError as e:
-        raise LfadsError("%s: checkpoint does not fit the model built from the flags "
-                         "(%s)" % (path, str(e).splitlines()[0][:300])) from None
+        raise _Unusable("does not fit the model built from the flags: %s"
+                        % str(e).splitlines()[0][:300]) from None
     status.expect_partial()
-    return path
+
+
+def _files_prefix(hps, state_name):
+    """Prefix of the checkpoint files a state file of training lists, or None."""
+    if state_name == CHECKPOINT_STATE:
+        return hps.checkpoint_name + ".ckpt"
+    if state_name == CHECKPOINT_STATE_LVE:
+        return hps.checkpoint_name + "_lve.ckpt"
+    return None
+
+
+def _data_files(path):
+    """The <path>.data-* files (os.listdir: a folder name may hold glob characters)."""
+    folder, base = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return []
+    return [n for n in names if n.startswith(base + ".data-")]
+
+
+def checkpoints_in_folder(save_dir, prefix):
+    """Checkpoint prefixes <save_dir>/<prefix>-<step> with any file left, oldest first."""
+    if prefix is None or not os.path.isdir(save_dir):
+        return []
+    steps = set()
+    for name in os.listdir(save_dir):
+        if name.startswith(prefix + "-"):
+            step = name[len(prefix) + 1:].split(".", 1)[0]
+            if step.isdigit() and name[len(prefix) + 1 + len(step):].startswith("."):
+                steps.add(int(step))
+    return [os.path.join(save_dir, "%s-%d" % (prefix, s)) for s in sorted(steps)]
+
+
+def checkpoint_path_arg(save_dir, name):
+    """The checkpoint prefix that --checkpoint_pb_load_name names, or None.
+
+    The flag names a state file ('checkpoint', 'checkpoint_lve') or, to pick one
+    checkpoint by hand, a path prefix such as 'lfads_vae.ckpt-12' (relative to
+    save_dir, or absolute).
+    """
+    path = name if os.path.isabs(name) else os.path.join(save_dir, name)
+    tail = name.rsplit("-", 1)
+    if os.path.isabs(name) or (len(tail) == 2 and tail[1].isdigit()) \
+            or os.path.exists(path + ".index") or _data_files(path):
+        return path
+    return None
+
+
+def restore(bundle, hps, save_dir, state_name, required, fallback=False):
+    """Restores a checkpoint chosen by `state_name`; returns its path or None.
+
+    state_name is --checkpoint_pb_load_name: a state file (the newest checkpoint it
+    lists is restored) or one checkpoint's path prefix. A checkpoint made with other
+    architecture flags is refused naming the first flag that differs (the original
+    silently started from fresh weights); so is a damaged one (cut short, a file
+    missing, a tensor of the wrong shape), with the reason.
+
+    fallback (training): when the newest checkpoint of the state file is unreadable,
+    restore the newest readable one it lists, print one note, and rewrite the state
+    file to end there (the next save replaces the damaged files). A state file that
+    is missing or garbage while checkpoint files are in the folder counts as listing
+    those. When none is readable this is an error: training never starts afresh
+    beside checkpoints it cannot read. Evaluation never falls back: whoever asks for
+    checkpoint_lve gets that model or an error.
+    """
+    state_name = state_name or CHECKPOINT_STATE
+    explicit = checkpoint_path_arg(save_dir, state_name)
+    if explicit is not None:
+        try:
+            _check_and_read(bundle, hps, explicit)
+        except _Unusable as e:
+            raise LfadsError(_unusable_message(explicit, e)) from None
+        return explicit
+
+    state_path = _state_path(save_dir, state_name)
+    paths, problem = parse_checkpoint_state(save_dir, state_name)
+    in_folder = checkpoints_in_folder(save_dir, _files_prefix(hps, state_name))
+    if not paths and problem is None and not (fallback and in_folder):
+        if required:
+            raise LfadsError("%s: no checkpoint (state file '%s' not found); train a "
+                             "model first or check --lfads_save_dir and "
+                             "--checkpoint_pb_load_name%s"
+                             % (save_dir, state_name,
+                                _pick_hint(in_folder, save_dir, "a checkpoint by name")))
+        return None
+    if problem is None and not paths:
+        problem = "missing"
+    if problem is not None:
+        state_problem = ("%s: checkpoint state file missing" % state_path
+                         if problem == "missing" else
+                         "%s: checkpoint state file unreadable (%s)" % (state_path, problem))
+        if not fallback:
+            raise LfadsError(state_problem
+                             + _pick_hint(in_folder, save_dir, "a checkpoint by name"))
+        if not in_folder:
+            raise LfadsError(state_problem + " and no checkpoint files beside it; to "
+                             "start fresh, remove it or choose another --lfads_save_dir")
+        # Guessing from the files beats starting over beside them.
+        paths = in_folder
+
+    skipped = []  # (path, _Unusable), newest first
+    for i in range(len(paths) - 1, -1, -1):
+        try:
+            _check_and_read(bundle, hps, paths[i])
+        except _Unusable as e:
+            if not fallback:
+                raise LfadsError(_unusable_message(paths[i], e)
+                                 + _pick_hint(paths[:i], save_dir)) from None
+            skipped.append((paths[i], e))
+            continue
+        if skipped or problem is not None:
+            step = int(bundle.state.global_step.numpy())
+            if skipped:
+                first = _unusable_message(*skipped[0])
+                if problem is not None:
+                    first = state_problem + "; " + first
+                if len(skipped) > 1:
+                    first += " (also unreadable: %s)" % ", ".join(
+                        os.path.basename(p) for p, _ in skipped[1:])
+            else:
+                first = state_problem
+            print("note: %s; resuming from %s (step %d)" % (first, paths[i], step))
+            # Cut the state back to this checkpoint, as a run killed right after
+            # saving it would have left it.
+            write_checkpoint_state(save_dir, state_name, paths[:i + 1])
+        return paths[i]
+
+    arch = [(p, e) for p, e in skipped if e.architecture]
+    if arch:  # most likely the flags, not the files
+        raise LfadsError(_unusable_message(*arch[0]))
+    path, e = skipped[0]
+    raise LfadsError("%s: no readable checkpoint (newest: %s: %s); to start fresh, move "
+                     "the state file '%s' and the checkpoint files out of the folder, "
+                     "or choose another --lfads_save_dir"
+                     % (save_dir, os.path.basename(path), e.reason, state_name))
+
+
+def _unusable_message(path, e):
+    if e.architecture:
+        return "%s: %s" % (path, e.reason)
+    return "%s: checkpoint unreadable (%s)" % (path, e.reason)
+
+
+def _pick_hint(candidates, save_dir, what="an older checkpoint"):
+    """'; to use <what> pass e.g. --checkpoint_pb_load_name=<newest candidate>' or ''."""
+    candidates = [p for p in candidates if os.path.exists(p + ".index")]
+    if not candidates:
+        return ""
+    path = candidates[-1]
+    if os.path.dirname(os.path.abspath(path)) == os.path.abspath(save_dir):
+        path = os.path.basename(path)
+    return "; to use %s pass e.g. --checkpoint_pb_load_name=%s" % (what, path)
 
 
 def step_of_checkpoint(path):
@@ -661,7 +903,9 @@ def _train_locked(hps, datasets, save_dir):
     print("Building graph...")
     bundle = build(hps, datasets_info(datasets))
     model, state = bundle.model, bundle.state
-    restored = restore(bundle, hps, save_dir, hps.checkpoint_pb_load_name, required=False)
+    # A damaged newest checkpoint: resume from the newest readable one (with a note).
+    restored = restore(bundle, hps, save_dir, hps.checkpoint_pb_load_name, required=False,
+                       fallback=True)
     if restored:
         print("Restored from %s (epoch %d, step %d)."
               % (restored, int(state.epoch.numpy()), int(state.global_step.numpy())))

@@ -1,12 +1,18 @@
 """Fault drill: kill a training run at random moments and check it resumes exactly.
 
     python scripts/fault_drill.py [--kills=10] [--epochs=600] [--work_dir=/tmp/lfads_fault_drill]
+                                  [--damage]
 
 Trains a small seeded model on small synthetic data twice: once without interruption,
 once killed with SIGKILL `--kills` times at random moments (during training steps,
 validation, checkpoint or log writing) and restarted with the same command each
 time. Prints how many restarts resumed from a checkpoint, and whether the final
 weights, optimizer state and fitlog equal those of the uninterrupted run.
+
+With --damage, after every other kill the newest checkpoint's data file is also cut to
+a third of its size (as a full disk or an interrupted copy leaves it): the restart
+must resume from the checkpoint before it and replay the lost epochs, and the final
+comparison must still hold.
 """
 import argparse
 import os
@@ -57,12 +63,32 @@ def final_state(save_dir):
     return path, values, open(os.path.join(save_dir, "fitlog.csv")).read()
 
 
+def damage_newest(save_dir):
+    """Cuts the data file of the newest listed checkpoint to a third; returns its name.
+
+    Only when an older checkpoint is listed to fall back to (else returns None).
+    """
+    import utils
+    utils.quiet_tensorflow_import()
+    import training
+    paths = training.read_checkpoint_state(save_dir, "checkpoint")
+    if len(paths) < 2:
+        return None
+    data = paths[-1] + ".data-00000-of-00001"
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 3)
+    return os.path.basename(data)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--work_dir", default="/tmp/lfads_fault_drill")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill times")
+    parser.add_argument("--damage", action="store_true",
+                        help="after every other kill, cut the newest checkpoint's data "
+                             "file to a third of its size")
     args = parser.parse_args(argv)
     import numpy as np
     rnd = random.Random(args.seed)
@@ -79,7 +105,7 @@ def main(argv=None):
     print("uninterrupted run: %d epochs in %.0f s" % (args.epochs, duration))
 
     drill_dir = os.path.join(args.work_dir, "killed")
-    kills = failures = 0
+    kills = failures = damaged = 0
     log_path = os.path.join(args.work_dir, "killed.log")
     finished = False
     while not finished:
@@ -106,7 +132,10 @@ def main(argv=None):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-            print("killed %d of %d" % (kills, args.kills))
+            cut = damage_newest(drill_dir) if args.damage and kills % 2 == 1 else None
+            damaged += cut is not None
+            print("killed %d of %d%s" % (kills, args.kills,
+                                         "; cut %s to a third" % cut if cut else ""))
             continue
         proc.wait()
         if proc.returncode == 0:
@@ -121,6 +150,10 @@ def main(argv=None):
     print("kills: %d; restarts: %d; restarts that resumed from a checkpoint: %d; "
           "failed restarts: %d" % (kills, kills, resumed, failures))
     print("resumes succeeded: %d of %d" % (kills - failures, kills))
+    if args.damage:
+        fell_back = text.count("checkpoint unreadable")
+        print("damaged checkpoints: %d; restarts that fell back to an older checkpoint: %d"
+              % (damaged, fell_back))
     ref_path, ref_values, ref_log = final_state(ref_dir)
     path, values, log = final_state(drill_dir)
     same_keys = set(values) == set(ref_values)
@@ -141,7 +174,10 @@ def main(argv=None):
           "differing tensors)" % ("yes" if same_keys and not differing else "no", max_diff,
                                   len(differing)))
     print("fitlog identical: %s" % ("yes" if log == ref_log else "no"))
-    return 0 if same_keys and not differing and log == ref_log else 1
+    ok = same_keys and not differing and log == ref_log
+    if args.damage:
+        ok = ok and fell_back == damaged
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
