@@ -220,8 +220,8 @@ def _first_line(e):
     return (text[0] if text else type(e).__name__)[:200]
 
 
-def _checkpoint_keys(bundle):
-    """{checkpoint key: variable} of everything bundle.checkpoint saves, or {}.
+def _checkpoint_keys(checkpoint):
+    """{checkpoint key: variable} of everything a tf.train.Checkpoint saves, or {}.
 
     Uses TensorFlow's own serialisation of the object graph (private API: when it
     is not there, the shape check is skipped and a misfit is still caught by
@@ -230,7 +230,7 @@ def _checkpoint_keys(bundle):
     try:
         from tensorflow.python.checkpoint import graph_view, save_util
         serialized = save_util.serialize_graph_view(
-            graph_view.ObjectGraphView(bundle.checkpoint))[0]
+            graph_view.ObjectGraphView(checkpoint))[0]
         return {key: obj for obj, tensors in serialized.items()
                 for key in tensors if hasattr(obj, "shape")}
     except Exception:  # noqa: BLE001 - an optional check
@@ -238,7 +238,8 @@ def _checkpoint_keys(bundle):
 
 
 def check_checkpoint(bundle, hps, path):
-    """Raises _Unusable unless the checkpoint at prefix `path` can be restored.
+    """The tf.train.Checkpoint to read the checkpoint at prefix `path` with (see
+    checkpoint_layout); raises _Unusable unless the checkpoint can be restored.
 
     A file cut short (full disk, interrupted copy), a missing index or data file, an
     index of another checkpoint or a tensor of the wrong shape make TensorFlow fail
@@ -283,7 +284,8 @@ def check_checkpoint(bundle, hps, path):
                     "(pass the training flags, e.g. --%s=%s)"
                     % (key, json.dumps(saved[key]), key, json.dumps(mine[key]),
                        flag, saved[key] if flag == key else "..."), architecture=True)
-    for key, var in sorted(_checkpoint_keys(bundle).items()):
+    checkpoint = checkpoint_layout.checkpoint_to_read(bundle, reader)
+    for key, var in sorted(_checkpoint_keys(checkpoint).items()):
         if key not in shapes:
             raise _Unusable("no tensor %s, which the model has" % key)
         if not var.shape.is_compatible_with(shapes[key]) or \
@@ -291,6 +293,7 @@ def check_checkpoint(bundle, hps, path):
             raise _Unusable("tensor %s is %s %s, the model's is %s %s"
                             % (key, dtypes[key].name, list(shapes[key]),
                                var.dtype.base_dtype.name, var.shape.as_list()))
+    return checkpoint
 
 
 def _check_and_read(bundle, hps, path):
@@ -301,9 +304,9 @@ def _check_and_read(bundle, hps, path):
     already hold its values: a fallback's full read of another checkpoint (all
     objects matched) overwrites them all.
     """
-    check_checkpoint(bundle, hps, path)
+    checkpoint = check_checkpoint(bundle, hps, path)
     try:
-        status = checkpoint_layout.checkpoint_to_read(bundle, reader).read(path)
+        status = checkpoint.read(path)
         status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError) as e:
         raise _Unusable(_first_line(e)) from None
