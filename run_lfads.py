@@ -3,7 +3,7 @@
 Every flag of the original run_lfads.py, with the same names, defaults and meaning
 as the original, plus a few new ones (listed under "New flags" below). The training loop
 lives in training.py and the evaluation kinds in evaluation.py; the help text and the
-one-line flag errors come from lfads_cli.py. Users see DESCRIPTION and FLAG_GROUPS
+one-line flag errors come from lfads_tf2/cli.py. Users see DESCRIPTION and FLAG_GROUPS
 (`run_lfads --help`), not this docstring.
 """
 import os
@@ -443,9 +443,9 @@ def run(hps, allow_gpu_growth=False, intra_op_threads=-1, inter_op_threads=0):
     import tensorflow as tf
     with tf.device(device):
         if hps.kind == "train":
-            import training
+            from lfads_tf2 import training
             return training.train(hps, datasets)
-        import evaluation
+        from lfads_tf2 import evaluation
         return evaluation.run_kind(hps, datasets)
 
 
@@ -484,7 +484,7 @@ def main(argv):
             # run all the same on the way out: exit as the signal asked.
             sys.exit(128 + _stop_signum)
         import utils
-        known = (utils.DataError, UsageError) + _known_errors()
+        known = (utils.DataError, utils.LfadsError, UsageError)
         if debug or not isinstance(e, known):
             traceback.print_exc()
             if not isinstance(e, known):
@@ -494,20 +494,10 @@ def main(argv):
         sys.exit(2)
 
 
-def _known_errors():
-    """Project errors defined in the modules loaded so far."""
-    errs = []
-    for mod_name in ("training", "evaluation"):
-        mod = sys.modules.get(mod_name)
-        if mod is not None and hasattr(mod, "LfadsError"):
-            errs.append(mod.LfadsError)
-    return tuple(errs)
-
-
 def run_command(argv=None):
-    """Runs the command line: help and flag errors as lfads_cli, then main."""
-    import lfads_cli
-    lfads_cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__], argv=argv)
+    """Runs the command line: help and flag errors as lfads_tf2.cli, then main."""
+    from lfads_tf2 import cli
+    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__], argv=argv)
 
 
 def console_main():

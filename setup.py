@@ -6,8 +6,9 @@ setup(
     version="0.1.0",
     description="LFADS (Latent Factor Analysis via Dynamical Systems) on TensorFlow 2",
     python_requires=">=3.9",
-    py_modules=["run_lfads", "lfads_cli", "lfads", "distributions", "utils", "training",
-                "evaluation", "plot_lfads"],
+    # The design fixes these four top-level modules; everything else lives in lfads_tf2,
+    # so the installed distribution claims no other generic top-level names.
+    py_modules=["run_lfads", "lfads", "distributions", "utils"],
     packages=["lfads_tf2", "synth_data"],
     package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
     install_requires=[

@@ -38,6 +38,10 @@ class DataError(ValueError):
     """A problem with user input, reported as one line: '<file>: <key>: <problem>'."""
 
 
+class LfadsError(RuntimeError):
+    """A problem reported to the user as one line (checkpoints, save folder)."""
+
+
 def _one_line(text):
     """Collapses line breaks so that every message stays on one line."""
     return re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()

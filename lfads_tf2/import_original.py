@@ -24,7 +24,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-import lfads_cli  # noqa: E402
+from lfads_tf2 import cli  # noqa: E402
 import utils  # noqa: E402
 
 flags.DEFINE_string("hps", None, "The original's hyperparameters-N.txt. Needed when SRC is a "
@@ -84,7 +84,7 @@ def read_source(src, hps_path=None):
         raise ImportProblem("%s: no such folder or file" % src)
     import tensorflow as tf
     if os.path.isdir(src):
-        import training
+        from lfads_tf2 import training
         paths = training.read_checkpoint_state(src, "checkpoint")
         if not paths:
             raise ImportProblem("%s: checkpoint: no checkpoint state file in this folder"
@@ -131,7 +131,7 @@ def read_source(src, hps_path=None):
 
 def build_target(hps, values):
     """Our bundle for hps; read-ins exist iff the source has them."""
-    import training
+    from lfads_tf2 import training
     info = {}
     for name in hps["dataset_names"]:
         D = int(hps["dataset_dims"][name])
@@ -149,7 +149,7 @@ def build_target(hps, values):
 
 def expected_names(bundle):
     """{TF1 name: our variable} for every variable of the original's graph."""
-    import evaluation
+    from lfads_tf2 import evaluation
     names = {}
     for v in evaluation.original_variables(bundle):
         names[v.name[:-2]] = v
@@ -188,7 +188,7 @@ def match(values, bundle, src):
 def import_model(src, out, hps_path=None):
     """Does the import; returns the path of the checkpoint written."""
     values, hps, step, desc = read_source(src, hps_path)
-    import training  # (after read_source: a bad SRC is reported without importing TensorFlow)
+    from lfads_tf2 import training  # (after read_source: a bad SRC is reported without importing TensorFlow)
     bundle = build_target(hps, values)
     n, notes = match(values, bundle, desc)
     for note in notes:
@@ -223,7 +223,7 @@ def main(argv):
 
 def console_main():
     """Entry point of the `lfads_import_original` console command."""
-    lfads_cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__])
+    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import re
 import h5py
 import numpy as np
 
-import plot_lfads
+from lfads_tf2 import plots
 
 
 class InputError(Exception):
@@ -105,7 +105,7 @@ def resolve_output_dist(requested, width, n_chan, out_path):
 
 
 def truth_scale_from_file(hf, output_dist):
-    """plot_lfads.truth_scale with the scalars read from a data file."""
-    return plot_lfads.truth_scale(read_scalar(hf, "conversion_factor"),
+    """plots.truth_scale with the scalars read from a data file."""
+    return plots.truth_scale(read_scalar(hf, "conversion_factor"),
                                   read_scalar(hf, "max_firing_rate"),
                                   read_scalar(hf, "dt"), output_dist)

@@ -6,7 +6,7 @@ constant per-neuron offset is not penalised.
 """
 import numpy as np
 
-import plot_lfads
+from lfads_tf2 import plots
 
 
 def _centered(pred_etd, truth_etd):
@@ -64,12 +64,12 @@ def r2_against_truth(rates_etd, truth_etd, conversion_factor=None, max_firing_ra
     """R² of rates (counts/bin, or Gaussian means) [E, T, D] against truth [E, T, D].
 
     Rates are mapped to the truth's units, truth ~ rates * scale, by `scale` if given,
-    else by the convention `plot_lfads.truth_scale(conversion_factor, max_firing_rate,
+    else by the convention `plots.truth_scale(conversion_factor, max_firing_rate,
     dt, output_dist)` detects (ITB: divide by cf; chaotic/labeled: multiply).
     Returns `r2_scores(...)` plus "scale" and "convention".
     """
     if scale is None:
-        scale, convention = plot_lfads.truth_scale(conversion_factor, max_firing_rate, dt,
+        scale, convention = plots.truth_scale(conversion_factor, max_firing_rate, dt,
                                                    output_dist)
     else:
         convention = "override"
@@ -85,5 +85,5 @@ def smoothed_spikes_r2(data_etd, truth_etd, sd_bins, conversion_factor=None,
     The smoothed counts are in counts/bin like LFADS rates, so they get the same scale;
     LFADS should beat this for any reasonable `sd_bins`.
     """
-    return r2_against_truth(plot_lfads.smooth_time(data_etd, sd_bins, axis=1), truth_etd,
+    return r2_against_truth(plots.smooth_time(data_etd, sd_bins, axis=1), truth_etd,
                             conversion_factor, max_firing_rate, dt, output_dist, scale)

@@ -31,9 +31,9 @@ def run_child(n_trials, samples):
     import utils
     utils.quiet_tensorflow_import()
     import benchmark_train
-    import evaluation
+    from lfads_tf2 import evaluation
     import run_lfads
-    import training
+    from lfads_tf2 import training
     run_lfads_mod = __import__("run_lfads")
     run_lfads_mod.configure_threads(0, 0)
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")

@@ -58,7 +58,7 @@ def lfads_step(cfg):
     import run_lfads
     # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
     run_lfads.configure_threads(1, 0)
-    import training
+    from lfads_tf2 import training
     hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
     datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
     run_lfads.add_derived_hps(hps, datasets)

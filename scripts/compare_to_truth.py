@@ -10,7 +10,7 @@ F is a `posterior_sample_and_average` or `posterior_push_mean` file (spec §10.2
 D the dataset file it was run on, which must hold `<split>_truth`. The split defaults to
 the one in F's canonical name (`..._<split>_posterior_...`). Rates are mapped to the
 truth's units with the conversion-factor convention detected from D (spec §13 Q19, see
-`plot_lfads.truth_scale`). Prints `key value` lines, e.g. `r2_pooled 0.9312`;
+`plots.truth_scale`). Prints `key value` lines, e.g. `r2_pooled 0.9312`;
 --per_bin adds one line per time bin with its R² and its share of the error
 (`r2_bin 0 0.2012 error_share 0.0710`), which shows where in the trial the error lies.
 
@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-import plot_lfads
+from lfads_tf2 import plots
 from lfads_tf2.output_files import (InputError, check_shapes, open_h5, read_scalar,
                                     require, resolve_output_dist, resolve_split)
 from lfads_tf2.scores import r2_against_truth, r2_per_bin, smoothed_spikes_r2
@@ -76,7 +76,7 @@ def run(args):
     print("output_dist %s" % output_dist)
     print("convention %s" % res["convention"])
     print("truth_scale %.6g  # %s" % (res["scale"],
-                                      plot_lfads.describe_convention(res["convention"],
+                                      plots.describe_convention(res["convention"],
                                                                      res["scale"])))
     print("r2_pooled %.4f" % res["r2_pooled"])
     print("r2_mean_per_neuron %.4f" % res["r2_mean_per_neuron"])

@@ -18,18 +18,18 @@ README = os.path.join(ROOT, "README.md")
 def flag_table():
     """Markdown: one table (flag, type, default, meaning) per group of run_lfads.FLAG_GROUPS,
     the groups of `run_lfads --help`; new flags' meanings start with "New:"."""
-    import lfads_cli
+    from lfads_tf2 import cli
     import run_lfads
     flags = run_lfads.FLAGS
     parts = []
-    for title, names in lfads_cli.complete_groups(run_lfads.FLAG_GROUPS,
+    for title, names in cli.complete_groups(run_lfads.FLAG_GROUPS,
                                                   sys.modules["run_lfads"]):
         parts += ["### " + title, "", "| flag | type | default | meaning |", "|---|---|---|---|"]
         for name in names:
             flag = flags[name]
-            help_text = lfads_cli.one_line(flag.help).replace("|", "\\|")
+            help_text = cli.one_line(flag.help).replace("|", "\\|")
             parts.append("| `--%s` | %s | `%s` | %s |" % (
-                name, flag.flag_type(), lfads_cli.default_text(flag), help_text))
+                name, flag.flag_type(), cli.default_text(flag), help_text))
         parts.append("")
     return "\n".join(parts[:-1])
 

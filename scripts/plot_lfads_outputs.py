@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-import plot_lfads
+from lfads_tf2 import plots
 from lfads_tf2.output_files import (InputError, check_shapes, open_h5, require,
                                     resolve_output_dist, resolve_split,
                                     truth_scale_from_file)
@@ -89,7 +89,7 @@ def run(args):
         scale, convention = truth_scale_from_file(data_h5, output_dist)
         if truth_key in data_h5 and convention != "none":
             # stderr: stdout carries only the written paths, for other tools to read.
-            print("note: %s" % plot_lfads.describe_convention(convention, scale),
+            print("note: %s" % plots.describe_convention(convention, scale),
                   file=sys.stderr)
         stem = os.path.basename(os.path.normpath(args.output_file))
         for k in trials:
@@ -106,11 +106,11 @@ def run(args):
                 "input_truth_txi": _optional_trial(
                     data_h5, ["input_%s_truth" % split, "%s_inputs_u" % split], k),
             }
-            fig = plot_lfads.plot_examples([example], output_dist=output_dist,
+            fig = plots.plot_examples([example], output_dist=output_dist,
                                            conversion_factor=scale, title=stem,
                                            max_traces=args.max_traces, dpi=args.dpi)
             path = os.path.join(args.out_dir, "%s_trial%d.png" % (stem, k))
-            plot_lfads.save_figure(fig, path)
+            plots.save_figure(fig, path)
             print(path)
             written.append(path)
     return written

@@ -84,7 +84,7 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
     """The state file whose newest checkpoint is scored: `which`, or for "auto" the
     lowest-validation one (`checkpoint_lve`, written once the KL/L2 ramps are done)
     when it exists, else the newest regular one (`checkpoint`)."""
-    import training
+    from lfads_tf2 import training
     if which == "auto":
         which = training.CHECKPOINT_STATE_LVE \
             if training.read_checkpoint_state(save_dir, training.CHECKPOINT_STATE_LVE) \
@@ -98,7 +98,7 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
 
 def evaluate(example, save_dir, data_dir, samples, log, ckpt="auto"):
     import h5py
-    import plot_lfads
+    from lfads_tf2 import plots
     from lfads_tf2 import scores
     stem = EXAMPLES[example]["stem"]
     base = [sys.executable, "run_lfads.py", "--data_dir=" + data_dir,
@@ -125,7 +125,7 @@ def evaluate(example, save_dir, data_dir, samples, log, ckpt="auto"):
         truth = hd["valid_truth"][()]
         data = hd["valid_data"][()]
         cf = float(hd["conversion_factor"][()])
-        scale, _ = plot_lfads.truth_scale(cf)
+        scale, _ = plots.truth_scale(cf)
         res = scores.r2_scores(rates * scale, truth)
         # baseline: spikes smoothed with the best of a few Gaussian kernel widths
         smooth = max((scores.smoothed_spikes_r2(data, truth, sd, conversion_factor=cf)

@@ -234,13 +234,13 @@ def define_flags(flag_specs, flag_values=None):
 
 def run_script(main, doc, flag_specs, script):
     """Runs a generator script with absl: `--help` prints `doc` and every flag (status 0),
-    a bad flag is one line (status 2); see lfads_cli.run."""
-    import lfads_cli
+    a bad flag is one line (status 2); see cli.run."""
+    from lfads_tf2 import cli
     module = "synth_data." + script[:-len(".py")] if script.endswith(".py") else script
     description = (doc.strip() + "\n\nUsage: python -m %s --flag=value ...\n"
                    "More: synth_data/README.md in the source folder.\n" % module)
     names = [name for _, name, _, _ in flag_specs] + ["nspikifications"]
-    lfads_cli.run(main, description, [("Flags", names)])
+    cli.run(main, description, [("Flags", names)])
 
 
 def write_and_report(save_dir, datafile_name, datasets):

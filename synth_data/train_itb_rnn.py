@@ -82,6 +82,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("num_steps", 4000, "Number of Adam updates.")
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
     flags.DEFINE_integer("seed", 0, "Seed for initialisation and training inputs.")
-    import lfads_cli
-    lfads_cli.run(main, __doc__, [("Flags", ["save_path", "N", "T", "u_std", "batch_size",
+    from lfads_tf2 import cli
+    cli.run(main, __doc__, [("Flags", ["save_path", "N", "T", "u_std", "batch_size",
                                              "num_steps", "learning_rate", "seed"])])

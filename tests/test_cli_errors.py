@@ -18,7 +18,6 @@ import lfads_testdata as td
 from conftest import ROOT
 
 import run_lfads
-import training
 import utils
 
 # TensorFlow's C++ log lines (absl format), written even with TF_CPP_MIN_LOG_LEVEL=2;
@@ -175,7 +174,7 @@ def _broken_checkpoint_folder(folders, tmp_path):
 def test_checkpoint_files_missing(folders, tmp_path):
     """The state file names a checkpoint whose files are gone."""
     _, argv = _broken_checkpoint_folder(folders, tmp_path)
-    with pytest.raises(training.LfadsError) as err:
+    with pytest.raises(utils.LfadsError) as err:
         td.run(argv)
     msg = str(err.value)
     assert "\n" not in msg and "lfads_vae.ckpt-7" in msg, msg
@@ -186,7 +185,7 @@ def test_checkpoint_index_damaged(folders, tmp_path):
     (save / "lfads_vae.ckpt-7.index").write_bytes(b"garbage" * 20)
     try:
         td.run(argv)
-    except training.LfadsError as e:
+    except utils.LfadsError as e:
         assert "\n" not in str(e) and "lfads_vae.ckpt-7" in str(e)
     except Exception as e:  # noqa: BLE001 - anything else is the bug
         raise AssertionError("%s: %s" % (type(e).__name__, e)) from None
@@ -238,7 +237,7 @@ def test_second_training_on_a_locked_folder(folders, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (save / "lfads.lock").write_text("%d\n" % holder.pid)
-        with pytest.raises(training.LfadsError) as err:
+        with pytest.raises(utils.LfadsError) as err:
             td.run(["--data_dir=" + folders["good"], "--data_filename_stem=" + td.STEM,
                     "--lfads_save_dir=" + str(save), "--max_epochs=1"] + td.TINY_MODEL)
         msg = str(err.value)

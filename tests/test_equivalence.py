@@ -43,7 +43,7 @@ def _run(argv):
 
 
 def test_import_maps_every_variable(imported):
-    import evaluation
+    from lfads_tf2 import evaluation
     with h5py.File(os.path.join(REFERENCE, "model_params"), "r") as ref:
         ref_keys = set(ref.keys())
         bundle = _run(["--kind=write_model_params", "--lfads_save_dir=" + imported,
@@ -73,7 +73,7 @@ def test_push_mean_reproduces_original(imported):
 
 
 def test_continue_training_imported_model(imported, tmp_path):
-    import training
+    from lfads_tf2 import training
     work = str(tmp_path / "continued")
     shutil.copytree(imported, work)
     bundle = _run(["--kind=train", "--lfads_save_dir=" + work, "--max_epochs=2",

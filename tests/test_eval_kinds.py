@@ -7,9 +7,9 @@ import pytest
 
 import lfads_testdata as td
 
-import evaluation
+from lfads_tf2 import evaluation
 import run_lfads
-import training
+from lfads_tf2 import training
 import utils
 
 E_TRAIN, E_VALID, T, D = 160, 48, 25, 15
@@ -260,11 +260,11 @@ def test_no_checkpoint_is_a_one_line_error(model, tmp_path):
     os.makedirs(empty)
     flags = [f for f in model["flags"] if not f.startswith("--lfads_save_dir")]
     for kind in ("posterior_push_mean", "write_model_params"):
-        with pytest.raises(training.LfadsError) as err:
+        with pytest.raises(utils.LfadsError) as err:
             td.run(flags + ["--lfads_save_dir=" + empty, "--kind=" + kind])
         msg = str(err.value)
         assert "\n" not in msg and empty in msg and "no checkpoint" in msg
-    with pytest.raises(training.LfadsError, match="checkpoint_lve"):
+    with pytest.raises(utils.LfadsError, match="checkpoint_lve"):
         td.run(flags + ["--lfads_save_dir=" + empty,
                         "--kind=prior_sample", "--checkpoint_pb_load_name=checkpoint_lve"])
 
@@ -273,7 +273,7 @@ def test_no_checkpoint_is_a_one_line_error(model, tmp_path):
                                         ("--co_dim=0", "co_dim"),
                                         ("--output_dist=gaussian", "output_dist")])
 def test_architecture_mismatch_names_the_flag(model, flag, name):
-    with pytest.raises(training.LfadsError) as err:
+    with pytest.raises(utils.LfadsError) as err:
         td.run(model["flags"] + ["--kind=posterior_push_mean", flag])
     msg = str(err.value)
     assert "\n" not in msg and name in msg, msg

@@ -17,7 +17,7 @@ import lfads
 from lfads_tf2 import costs as cost_terms
 from lfads_tf2 import encoders, layers
 import run_lfads
-import training
+from lfads_tf2 import training
 
 RTOL = 1e-5
 ATOL = 1e-5

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 import lfads_testdata as td
-import training
+from lfads_tf2 import training
+import utils
 
 
 def _flaky_steps(monkeypatch, bad_calls):
@@ -79,7 +80,7 @@ def test_consecutive_bad_steps_restore_checkpoint_and_lower_learning_rate(
 def test_training_that_keeps_failing_stops_with_one_line_error(monkeypatch, folders):
     data, save = folders
     _flaky_steps(monkeypatch, set(range(11, 10000)))  # everything after epoch 0 fails
-    with pytest.raises(training.LfadsError) as err:
+    with pytest.raises(utils.LfadsError) as err:
         td.run(_argv(data, save, 5, ["--max_consecutive_nonfinite_steps=2",
                                      "--max_nonfinite_restores=2"]))
     msg = str(err.value)
@@ -90,5 +91,5 @@ def test_training_that_keeps_failing_stops_with_one_line_error(monkeypatch, fold
 def test_no_checkpoint_to_go_back_to(monkeypatch, folders):
     data, save = folders
     _flaky_steps(monkeypatch, set(range(1, 10000)))
-    with pytest.raises(training.LfadsError, match="no checkpoint to go back to"):
+    with pytest.raises(utils.LfadsError, match="no checkpoint to go back to"):
         td.run(_argv(data, save, 2, ["--max_consecutive_nonfinite_steps=3"]))

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT as REPO
 
-import plot_lfads
+from lfads_tf2 import plots
 from lfads_tf2 import scores
 
 CF_CHAOTIC = 1.0 / (30.0 * 0.01)   # 3.33: truth ~ rates * cf
@@ -20,7 +20,7 @@ CF_ITB = 30.0 * 0.01               # 0.3:  truth ~ rates / cf
 
 def _truth_etd(rng, e=6, t=40, d=12):
     """Smooth rates in [0, 1], like the synthetic generators' normalised truth."""
-    x = plot_lfads.smooth_time(rng.standard_normal((e, t, d)), 3.0, axis=1)
+    x = plots.smooth_time(rng.standard_normal((e, t, d)), 3.0, axis=1)
     lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
     return (x - lo) / (hi - lo)
 
@@ -44,7 +44,7 @@ def _example(rng, t=40, d=12, f=4, gaussian=False, truth=True, inputs=True, labe
 
 
 def _check_rgb(fig):
-    rgb = plot_lfads.figure_to_rgb_array(fig)
+    rgb = plots.figure_to_rgb_array(fig)
     assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
     assert rgb.shape[0] > 200 and rgb.shape[1] > 200
     # Real content: many distinct colours, not a blank canvas.
@@ -58,7 +58,7 @@ def _check_rgb(fig):
 def test_plot_examples_poisson_two_columns():
     rng = np.random.default_rng(0)
     exs = [_example(rng, label="train trial 1"), _example(rng, label="valid trial 2")]
-    fig = plot_lfads.plot_examples(exs, conversion_factor=CF_CHAOTIC, title="t")
+    fig = plots.plot_examples(exs, conversion_factor=CF_CHAOTIC, title="t")
     titles = [ax.get_title() for ax in fig.axes]
     assert any(t.startswith("train trial 1") for t in titles)
     assert any(t.startswith("valid trial 2") for t in titles)
@@ -70,13 +70,13 @@ def test_plot_examples_poisson_two_columns():
 
 def test_plot_examples_gaussian_and_minimal():
     rng = np.random.default_rng(1)
-    fig = plot_lfads.plot_examples([_example(rng, gaussian=True)], output_dist="gaussian",
+    fig = plots.plot_examples([_example(rng, gaussian=True)], output_dist="gaussian",
                                    conversion_factor=1 / 30.0)
     legend_text = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "inferred ±1 s.d." in legend_text
     _check_rgb(fig)
     # No truth and no inputs: the inputs row is omitted, spikes are smoothed instead.
-    fig = plot_lfads.plot_examples([_example(rng, truth=False, inputs=False)] * 2)
+    fig = plots.plot_examples([_example(rng, truth=False, inputs=False)] * 2)
     main_axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
     assert len(main_axes) == 3 * 2
     legend_text = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -89,15 +89,15 @@ def test_plot_examples_survives_nan_rates():
     ex = _example(np.random.default_rng(7), inputs=False)
     ex["rates_txd"] = np.full_like(ex["rates_txd"], np.nan)
     ex["factors_txf"] = np.full_like(ex["factors_txf"], np.inf)
-    rgb = plot_lfads.figure_to_rgb_array(plot_lfads.plot_examples([ex]))
+    rgb = plots.figure_to_rgb_array(plots.plot_examples([ex]))
     assert rgb.dtype == np.uint8
 
 
 def test_save_figure_atomic(tmp_path):
     rng = np.random.default_rng(2)
-    fig = plot_lfads.plot_examples([_example(rng)])
+    fig = plots.plot_examples([_example(rng)])
     path = str(tmp_path / "sub" / "fig.png")
-    assert plot_lfads.save_figure(fig, path) == path
+    assert plots.save_figure(fig, path) == path
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path / "sub") == ["fig.png"]   # no temp file left behind
@@ -111,15 +111,15 @@ def test_smooth_time_matches_reference():
     for s in range(15):
         w = np.exp(-0.5 * ((np.arange(15) - s) / sd) ** 2)
         ref[:, s, :] = np.tensordot(w / w.sum(), x, axes=([0], [1]))
-    np.testing.assert_allclose(plot_lfads.smooth_time(x, sd, axis=1), ref, atol=1e-12)
-    np.testing.assert_allclose(plot_lfads.smooth_time(np.ones((15, 2)), sd), 1.0)
-    np.testing.assert_array_equal(plot_lfads.smooth_time(x, 0, axis=1), x)
+    np.testing.assert_allclose(plots.smooth_time(x, sd, axis=1), ref, atol=1e-12)
+    np.testing.assert_allclose(plots.smooth_time(np.ones((15, 2)), sd), 1.0)
+    np.testing.assert_array_equal(plots.smooth_time(x, 0, axis=1), x)
 
 
 # ---------------------------------------------------------------- conversion conventions
 
 def test_truth_scale_conventions():
-    ts = plot_lfads.truth_scale
+    ts = plots.truth_scale
     assert ts(None) == (1.0, "none")
     # chaotic / labeled: cf = 1/(mfr*dt), no max_firing_rate key.
     assert ts(CF_CHAOTIC, None, 0.01) == (pytest.approx(CF_CHAOTIC), "multiply")

@@ -26,8 +26,8 @@ import tensorflow as tf
 import lfads_testdata as td
 from conftest import ROOT
 
-import evaluation
-import training
+from lfads_tf2 import evaluation
+from lfads_tf2 import training
 import utils
 
 FITLOG_TOKENS = ["epoch", None, "step", None, "total", None, None, "recon", None, None,
@@ -558,7 +558,7 @@ def test_training_with_no_readable_checkpoint_stops(damage_base, tmp_path):
         if name.startswith("lfads_vae.ckpt-"):
             os.remove(str(save / name))
     before = sorted(os.listdir(str(save)))
-    with pytest.raises(training.LfadsError) as err:
+    with pytest.raises(utils.LfadsError) as err:
         td.run(damage_base["flags"] + ["--lfads_save_dir=" + str(save), "--max_epochs=4"])
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith(str(save) + ": no readable checkpoint"), msg
@@ -571,7 +571,7 @@ def test_training_with_other_architecture_flags_still_names_the_flag(damage_base
     """Every checkpoint fits other flags: that is the error, not 'none readable'."""
     save = tmp_path / "save"
     _damage(damage_base, save, "truncated_data", damage_base["other"])
-    with pytest.raises(training.LfadsError) as err:
+    with pytest.raises(utils.LfadsError) as err:
         td.run(damage_base["flags"] + ["--lfads_save_dir=" + str(save), "--max_epochs=4",
                                        "--gen_dim=32"])
     msg = str(err.value)
@@ -603,7 +603,7 @@ def test_evaluation_of_a_damaged_checkpoint_is_a_one_line_error(damage_base, tmp
         named, reason = DAMAGE[case]
         named = os.path.join(str(save), named)
     before = sorted(os.listdir(str(save)))
-    with pytest.raises(training.LfadsError) as err:
+    with pytest.raises(utils.LfadsError) as err:
         td.run(damage_base["flags"] + ["--lfads_save_dir=" + str(save),
                                        "--kind=posterior_push_mean"] + extra)
     msg = str(err.value)
@@ -726,7 +726,7 @@ def test_ext_input_training_runs(tmp_path, inject):
         assert model.generator.generator.x_2_ru is None
         assert model.ic_encoder.ic_enc_fwd.n_in == 16
     if inject:
-        with pytest.raises(training.LfadsError, match="inject_ext_input_to_gen"):
+        with pytest.raises(utils.LfadsError, match="inject_ext_input_to_gen"):
             td.run(flags + ["--kind=prior_sample"])
 
 

@@ -53,9 +53,9 @@ def write_data():
 def posterior_means(save_dir):
     """{"<dataset>/factors" or "/output_dist_params": valid-split arrays} of the
     checkpoint in save_dir, at the posterior means (g0 and u_t)."""
-    import evaluation
+    from lfads_tf2 import evaluation
     import run_lfads
-    import training
+    from lfads_tf2 import training
     hps = run_lfads.hps_from_argv(FLAGS + ["--lfads_save_dir=" + save_dir,
                                            "--kind=posterior_push_mean"])
     datasets, _ = utils.load_datasets(hps.data_dir, hps.data_filename_stem,

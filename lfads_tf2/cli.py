@@ -4,7 +4,7 @@ absl's `app.run` prints help only for the flags of the `__main__` module (none w
 command runs through a console entry point), heads it with `__main__`'s docstring and
 exits with status 1. A command that starts with
 
-    lfads_cli.run(main, description=DESCRIPTION, groups=FLAG_GROUPS, module=THIS_MODULE)
+    cli.run(main, description=DESCRIPTION, groups=FLAG_GROUPS, module=THIS_MODULE)
 
 instead gets:
 

@@ -21,6 +21,7 @@ import distributions
 import lfads
 from lfads_tf2 import checkpoint_layout, optimizer as optimizer_lib
 import utils
+from utils import LfadsError
 
 CHECKPOINT_STATE = "checkpoint"
 CHECKPOINT_STATE_LVE = "checkpoint_lve"
@@ -35,8 +36,6 @@ ARCHITECTURE_KEYS = (
     "feedback_factors_or_rates", "dataset_names", "dataset_dims")
 
 
-class LfadsError(RuntimeError):
-    """A problem reported to the user as one line (checkpoints, save folder)."""
 
 
 # ------------------------------------------------------------------ model and state
@@ -936,7 +935,7 @@ def _train_locked(hps, datasets, save_dir):
         truncate_fitlog(csv_path, int(state.epoch.numpy()))
     plotter = None
     if hps.get("plot_every_n_epochs", 0) > 0:
-        import evaluation
+        from lfads_tf2 import evaluation
         plotter = evaluation.ExamplePlotter(bundle, hps, datasets)
 
     l2_scales_zero = hps.l2_gen_scale == 0 and hps.l2_con_scale == 0

@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-import training
+from lfads_tf2 import training
 import utils
-from training import LfadsError  # noqa: F401  (re-exported for run_lfads)
+from utils import LfadsError
 
 # Rows (trials x samples) pushed through the generator at once when sampling.
 ROWS_PER_CHUNK = 4096
@@ -236,7 +236,7 @@ class ExamplePlotter:
         return ex
 
     def write_summary(self, rs):
-        import plot_lfads
+        from lfads_tf2 import plots
         name = self.hps.dataset_names[rs.randint(len(self.hps.dataset_names))]
         d = self.datasets[name]
         examples = []
@@ -246,11 +246,11 @@ class ExamplePlotter:
                 examples.append(self._example(name, split, trial))
         cf = None
         if "train_truth" in d and "conversion_factor" in d:
-            cf, _ = plot_lfads.truth_scale(
+            cf, _ = plots.truth_scale(
                 float(d["conversion_factor"]),
                 float(d["max_firing_rate"]) if "max_firing_rate" in d else None,
                 float(d["dt"]) if "dt" in d else None, self.hps.output_dist)
-        fig = plot_lfads.plot_examples(examples, output_dist=self.hps.output_dist,
+        fig = plots.plot_examples(examples, output_dist=self.hps.output_dist,
                                        conversion_factor=cf, title="LFADS example")
-        image = plot_lfads.figure_to_rgb_array(fig)
+        image = plots.figure_to_rgb_array(fig)
         tf.summary.image("LFADS/LFADS_example", image[None])
