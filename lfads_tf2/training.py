@@ -219,7 +219,7 @@ def _first_line(e):
     return (text[0] if text else type(e).__name__)[:200]
 
 
-def _checkpoint_keys(checkpoint):
+def checkpoint_keys(checkpoint):
     """{checkpoint key: variable} of everything a tf.train.Checkpoint saves, or {}.
 
     Uses TensorFlow's own serialisation of the object graph (private API: when it
@@ -284,7 +284,7 @@ def check_checkpoint(bundle, hps, path):
                     % (key, json.dumps(saved[key]), key, json.dumps(mine[key]),
                        flag, saved[key] if flag == key else "..."), architecture=True)
     checkpoint = checkpoint_layout.checkpoint_to_read(bundle, reader)
-    for key, var in sorted(_checkpoint_keys(checkpoint).items()):
+    for key, var in sorted(checkpoint_keys(checkpoint).items()):
         if key not in shapes:
             raise _Unusable("no tensor %s, which the model has" % key)
         if not var.shape.is_compatible_with(shapes[key]) or \

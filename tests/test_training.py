@@ -500,7 +500,7 @@ def _damage(base, save_dir, case, other):
 
 def _checkpoint_equals_model(bundle, path):
     saved = td.checkpoint_values(path)
-    variables = training._checkpoint_keys(bundle)
+    variables = training.checkpoint_keys(bundle.checkpoint)
     assert len(variables) == len(saved) > 50
     for key, var in variables.items():
         np.testing.assert_array_equal(var.numpy(), saved[key], err_msg=key)
