@@ -28,5 +28,6 @@ setup(
         "lfads_import_original=lfads_tf2.import_original:console_main",
         "lfads_from_nwb=lfads_tf2.nwb_import:console_main",
         "lfads_merge=lfads_tf2.merge:console_main",
+        "lfads_align=lfads_tf2.alignment:console_main",
     ]},
 )
