@@ -27,6 +27,7 @@ setup(
         "run_lfads=run_lfads:console_main",
         "lfads_import_original=lfads_tf2.import_original:console_main",
         "lfads_from_nwb=lfads_tf2.nwb_import:console_main",
+        "lfads_from_arrays=lfads_tf2.array_import:console_main",
         "lfads_merge=lfads_tf2.merge:console_main",
         "lfads_align=lfads_tf2.alignment:console_main",
     ]},
