@@ -1,4 +1,5 @@
-"""Installs the LFADS modules and the `run_lfads` and `lfads_import_original` commands."""
+"""Installs the LFADS modules and commands (`run_lfads`, `lfads_import_original`, the data
+converters `lfads_from_nwb`, `lfads_from_arrays`, `lfads_merge` and `lfads_align`)."""
 from setuptools import setup
 
 setup(
@@ -20,9 +21,14 @@ setup(
         "tensorboard",
         "absl-py",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # pynwb (NWB import) is only needed by lfads_from_nwb; the tests need it too.
+    extras_require={"nwb": ["pynwb"], "test": ["pytest", "hypothesis", "pynwb"]},
     entry_points={"console_scripts": [
         "run_lfads=run_lfads:console_main",
         "lfads_import_original=lfads_tf2.import_original:console_main",
+        "lfads_from_nwb=lfads_tf2.nwb_import:console_main",
+        "lfads_from_arrays=lfads_tf2.array_import:console_main",
+        "lfads_merge=lfads_tf2.merge:console_main",
+        "lfads_align=lfads_tf2.alignment:console_main",
     ]},
 )
