@@ -1,4 +1,5 @@
-"""Installs the LFADS modules and the `run_lfads` and `lfads_import_original` commands."""
+"""Installs the LFADS modules and the `run_lfads`, `lfads_import_original` and `lfads_score`
+commands."""
 from setuptools import setup
 
 setup(
@@ -20,9 +21,12 @@ setup(
         "tensorboard",
         "absl-py",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # scikit-learn: the metric tests compare with the Neural Latents Benchmark's code, whose
+    # evaluation module needs it (nlb-tools itself is installed with --no-deps, see README).
+    extras_require={"test": ["pytest", "hypothesis", "scikit-learn"]},
     entry_points={"console_scripts": [
         "run_lfads=run_lfads:console_main",
         "lfads_import_original=lfads_tf2.import_original:console_main",
+        "lfads_score=lfads_tf2.score_outputs:console_main",
     ]},
 )
