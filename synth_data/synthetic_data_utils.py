@@ -92,18 +92,22 @@ def normalize_rates(data_exsxt):
     return normed_exsxt
 
 
-def generate_data(rnn, T, E, x0s=None, P_sxn=None, input_magnitude=0.0, input_times=None):
+def generate_data(rnn, T, E, x0s=None, P_sxn=None, input_magnitude=0.0, input_times=None,
+                  nsteps=None):
     """Simulates E trials and observes them through P_sxn.
 
     Args:
         x0s: initial states [N, E]. P_sxn: observation matrix [S, N] (identity if None).
         input_times: [E] step of the single input pulse per trial, or None for no inputs.
+        nsteps: steps to simulate; default int(T / dt) as the original (which rounds
+            down: 1.2 / 0.01 gives 119, so callers that add bins pass the count).
     Returns:
         rates_exsxt [E, S, nsteps] normalised per trial and channel to [0, 1],
         x0s [N, E], inputs_ex1xt [E, 1, nsteps].
     """
     N = rnn["N"]
-    nsteps = int(T / rnn["dt"])
+    if nsteps is None:
+        nsteps = int(T / rnn["dt"])
     if P_sxn is None:
         P_sxn = np.eye(N)
     if x0s is None:
