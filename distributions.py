@@ -212,3 +212,30 @@ def kl_ar1_sampled(z_bxtxu, noise_bxtxu, q_logvar_bxtxu, prior):
     log_q = gaussian_log_likelihood_of_noise(q_logvar_bxtxu, noise_bxtxu)
     log_p = prior.log_prob(z_bxtxu)
     return tf.reduce_sum(log_q - log_p, axis=[1, 2])
+
+
+def kl_ar1_analytic(q_mean_bxtxu, q_logvar_bxtxu, prior):
+    """Closed-form KL(q(u) || AR(1) prior) over the whole sequence, per example -> [B].
+
+    q(u) = prod_t N(mu_t, s2_t) (diagonal, independent across t, as LFADS's
+    controller posterior); p(u_0) = N(0, pvar), p(u_t | u_{t-1}) = N(phi u_{t-1}, nvar).
+        KL = sum_{t,u} E_q[log q(u_t)] - E_q[log p(u_t | u_{t-1})]
+        E_q[log q(u_t)] = -0.5 (log(2 pi s2_t) + 1)
+        E_q[log p(u_0)] = -0.5 (log(2 pi pvar) + (mu_0^2 + s2_0) / pvar)
+        E_q[log p(u_t | u_{t-1})] = -0.5 (log(2 pi nvar)
+                                   + ((mu_t - phi mu_{t-1})^2 + s2_t + phi^2 s2_{t-1}) / nvar)
+    The expectation of the squared innovation has no cross term because q makes u_t
+    and u_{t-1} independent. Unlike `kl_ar1_sampled` it has no sampling noise.
+    """
+    phi = prior.phi()                     # [1, U]
+    logpvar, lognvar = prior.logpvar(), prior.logevars
+    s2_bxtxu = tf.exp(q_logvar_bxtxu)
+    neg_entropy = -0.5 * (q_logvar_bxtxu + LOG_2PI + 1.0)
+    first_sq = tf.square(q_mean_bxtxu[:, :1]) + s2_bxtxu[:, :1]
+    rest_sq = (tf.square(q_mean_bxtxu[:, 1:] - phi * q_mean_bxtxu[:, :-1])
+               + s2_bxtxu[:, 1:] + tf.square(phi) * s2_bxtxu[:, :-1])
+    log_p_first = -0.5 * (logpvar + LOG_2PI + first_sq * tf.exp(-logpvar))
+    log_p_rest = -0.5 * (lognvar + LOG_2PI + rest_sq * tf.exp(-lognvar))
+    return (tf.reduce_sum(neg_entropy, axis=[1, 2])
+            - tf.reduce_sum(log_p_first, axis=[1, 2])
+            - tf.reduce_sum(log_p_rest, axis=[1, 2]))

@@ -212,8 +212,13 @@ class LFADS(tf.Module):
             co_post_logvar_bxtxu=loop.co_logvar_bxtxu)
 
     def _kl_co(self, loop, draws, mode):
-        """Sampled KL(q(u) || AR(1) prior) [B]. It uses posterior samples even in
+        """KL(q(u) || AR(1) prior) [B]: closed form with --kl_ar_analytic, else the
+        original's one-sample estimate. The sampled one uses posterior samples even in
         posterior_mean mode, as the original (push-mean costs are a diagnostic, Q21)."""
+        # hps written before the flag existed lack the key: they mean the original's.
+        if self.hps.get("kl_ar_analytic", False):
+            return dist.kl_ar1_analytic(loop.co_mean_bxtxu, loop.co_logvar_bxtxu,
+                                        self.generator.co_prior)
         noise_bxtxu = generator.time_major(draws.co_noise_txbxu)
         z_bxtxu = loop.co_bxtxu
         if mode == "posterior_mean":

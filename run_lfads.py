@@ -174,6 +174,11 @@ flags.DEFINE_integer("intra_op_threads", -1,
 flags.DEFINE_integer("inter_op_threads", 0,
                      "New: threads TensorFlow may use to run independent ops at once, e.g. "
                      "the forward and reverse encoders (0: TensorFlow's default, all cores).")
+flags.DEFINE_boolean("kl_ar_analytic", False,
+                     "New: compute the KL between the controller-output posterior and "
+                     "the AR(1) prior in closed form over the whole sequence, instead of "
+                     "the original's one-sample estimate (lower-variance gradients; the "
+                     "KL values it reports are exact rather than sampled).")
 flags.DEFINE_boolean("debug", False,
                      "New: show full tracebacks instead of one-line errors "
                      "(also LFADS_DEBUG=1).")
@@ -201,7 +206,7 @@ FLAG_GROUPS = [
     ("Model: priors and posteriors", [
         "ic_prior_var_min", "ic_prior_var_scale", "ic_prior_var_max", "ic_post_var_min",
         "co_prior_var_scale", "prior_ar_atau", "prior_ar_nvar", "do_train_prior_ar_atau",
-        "do_train_prior_ar_nvar"]),
+        "do_train_prior_ar_nvar", "kl_ar_analytic"]),
     ("Training: optimisation and stopping", [
         "batch_size", "learning_rate_init", "learning_rate_decay_factor",
         "learning_rate_stop", "learning_rate_n_to_compare", "do_reset_learning_rate",

@@ -1,5 +1,5 @@
-"""Installs the LFADS modules and commands (`run_lfads`, `lfads_import_original`, the data
-converters `lfads_from_nwb`, `lfads_from_arrays`, `lfads_merge` and `lfads_align`)."""
+"""Installs the LFADS modules and commands (`run_lfads`, `lfads_import_original`, `lfads_score`,
+the data converters `lfads_from_nwb`, `lfads_from_arrays`, `lfads_merge` and `lfads_align`)."""
 from setuptools import setup
 
 setup(
@@ -22,10 +22,14 @@ setup(
         "absl-py",
     ],
     # pynwb (NWB import) is only needed by lfads_from_nwb; the tests need it too.
-    extras_require={"nwb": ["pynwb"], "test": ["pytest", "hypothesis", "pynwb"]},
+    # scikit-learn: the metric tests compare with the Neural Latents Benchmark's code, whose
+    # evaluation module needs it (nlb-tools itself is installed with --no-deps, see README).
+    extras_require={"nwb": ["pynwb"],
+                    "test": ["pytest", "hypothesis", "pynwb", "scikit-learn"]},
     entry_points={"console_scripts": [
         "run_lfads=run_lfads:console_main",
         "lfads_import_original=lfads_tf2.import_original:console_main",
+        "lfads_score=lfads_tf2.score_outputs:console_main",
         "lfads_from_nwb=lfads_tf2.nwb_import:console_main",
         "lfads_from_arrays=lfads_tf2.array_import:console_main",
         "lfads_merge=lfads_tf2.merge:console_main",

@@ -331,6 +331,76 @@ def _check_alignment(path, data_dict, data_dim, factors_dim, notes):
             notes.append(_note(path, key, "ignored because alignment_matrix_cxf is absent"))
 
 
+def _first_difference(a, b):
+    """Index (tuple) of the first element where arrays a and b (same shape) differ."""
+    return tuple(int(i) for i in np.argwhere(a != b)[0])
+
+
+def _check_recon(path, split, data_dict, output_dist, notes):
+    """<split>_recon_data [E, T + T_fp, N_in + N_out]: its first T bins and N_in neurons
+    are <split>_data. Returns its shape, or None when absent."""
+    key = split + "_recon_data"
+    if data_dict.get(key) is None:
+        return None
+    recon = np.asarray(data_dict[key])
+    _check_split(path, key, recon, output_dist, notes)
+    data = np.asarray(data_dict[split + "_data"])
+    E, T, N = data.shape
+    if recon.shape[0] != E:
+        raise _error(path, key, "has %d trials but %s_data has %d"
+                     % (recon.shape[0], split, E))
+    if recon.shape[1] < T or recon.shape[2] < N:
+        raise _error(path, key, "shape %s is smaller than %s_data %s; expected [trials, "
+                     "time bins + forward bins, held-in + held-out neurons]"
+                     % (recon.shape, split, data.shape))
+    if not np.array_equal(recon[:, :T, :N], data):
+        raise _error(path, key, "its first %d bins and %d neurons differ from %s_data "
+                     "(first at index %s); held-in neurons come first, forward bins last"
+                     % (T, N, split, _first_difference(recon[:, :T, :N], data)))
+    return recon.shape
+
+
+def _check_labels(path, split, data_dict):
+    """condition_labels_<split> [E]: one label (integer or string) per trial."""
+    key = "condition_labels_" + split
+    if data_dict.get(key) is None:
+        return
+    labels = np.asarray(data_dict[key])
+    E = np.shape(data_dict[split + "_data"])[0]
+    if labels.shape != (E,):
+        raise _error(path, key, "expected shape (%d,) = [trials of %s_data], got %s"
+                     % (E, split, labels.shape))
+    if labels.dtype.kind not in "iuSUOf":
+        raise _error(path, key, "dtype %s is not an integer or string label" % labels.dtype)
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise _error(path, key, "NaN or inf in %s" % _bad_values(~np.isfinite(labels)))
+
+
+def validate_heldout_keys(path, data_dict, output_dist, notes=None, labels=False):
+    """Checks the optional keys of held-out neurons, forward bins and conditions.
+
+    `<split>_recon_data` [E, T + T_fp, N_in + N_out] (both splits or neither, with the
+    same extent; Poisson: non-negative integers) and, with `labels`,
+    `condition_labels_<split>` [E] (only scoring uses them; training ignores them).
+    Needs `<split>_data` of both splits. Raises DataError; returns the notes list.
+    """
+    notes = [] if notes is None else notes
+    shapes = {split: _check_recon(path, split, data_dict, output_dist, notes)
+              for split in ("train", "valid")}
+    present = [split for split, shape in shapes.items() if shape is not None]
+    if len(present) == 1:
+        other = "valid" if present[0] == "train" else "train"
+        raise _error(path, other + "_recon_data", "missing, but %s_recon_data is present "
+                     "(both splits need it)" % present[0])
+    if present and shapes["train"][1:] != shapes["valid"][1:]:
+        raise _error(path, "valid_recon_data", "shape %s does not match train_recon_data %s "
+                     "in time bins and neurons" % (shapes["valid"], shapes["train"]))
+    if labels:
+        for split in ("train", "valid"):
+            _check_labels(path, split, data_dict)
+    return notes
+
+
 def validate_datasets(datasets, output_dist, ext_input_dim=0, factors_dim=None,
                       batch_size=None, kind="train"):
     """Checks loaded datasets against the flags; returns one-line notes to print.
@@ -383,6 +453,7 @@ def validate_datasets(datasets, output_dist, ext_input_dim=0, factors_dim=None,
                 notes.append(_note(path, key, "ignored because --ext_input_dim=0"))
 
         _check_alignment(path, data_dict, data_dim, factors_dim, notes)
+        validate_heldout_keys(path, data_dict, output_dist, notes)
 
         if batch_size is not None and kind == "train":
             for split, count in num_trials.items():

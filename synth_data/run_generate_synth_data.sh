@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Generates the seven synthetic benchmark data sets of LFADS (spec §11.5).
+# Generates the seven synthetic benchmark data sets of LFADS (spec §11.5), and two sets laid
+# out as the Neural Latents Benchmark's (held-out neurons, forward bins, conditions) with
+# 2,000 and 200 training trials and the same 500 validation trials.
 #
 #   bash synth_data/run_generate_synth_data.sh [OUTPUT_DIR]     (default /tmp/rnn_synth_data_v1.0/)
 #
 # Runs from any working directory once the package is installed (pip install -e .): the
 # generators run as modules of the installed synth_data package. Set PYTHON to choose the
 # interpreter. SYNTH_EXTRA_FLAGS is appended to every generator call (later flags win), e.g.
-# SYNTH_EXTRA_FLAGS="--C=20" makes small versions of all seven sets for quick checks
+# SYNTH_EXTRA_FLAGS="--C=20" makes small versions of all sets for quick checks
 # (scripts/run_readme_examples.sh uses it in tests). The generators run in two parallel lanes
 # (each is single-threaded numpy); their output is printed in order at the end.
 set -euo pipefail
@@ -58,7 +60,15 @@ lane2() {
         --input_magnitude=0.0 --noise_type=poisson &&
     gen 7 "Generating chaotic rnn data with external input labels (two RNNs)" \
         generate_labeled_rnn_data.py --datafile_name=chaotic_rnns_labeled --C=400 --N=50 \
-        --nreplications=10 --g=1.5 --x0_std=1.0 --tau=0.025
+        --nreplications=10 --g=1.5 --x0_std=1.0 --tau=0.025 &&
+    gen 8 "Generating NLB-style chaotic rnn data (50 held-in, 20 held-out neurons), 2000 trials" \
+        generate_nlb_style_data.py --datafile_name=chaotic_rnn_nlb_2000train --C=50 --N=70 \
+        --n_heldout=20 --T_forward=0.2 --nreplications=50 --g=1.5 --x0_std=1.0 --tau=0.025 \
+        --ntrain=2000 &&
+    gen 9 "Generating NLB-style chaotic rnn data (50 held-in, 20 held-out neurons), 200 trials" \
+        generate_nlb_style_data.py --datafile_name=chaotic_rnn_nlb_200train --C=50 --N=70 \
+        --n_heldout=20 --T_forward=0.2 --nreplications=50 --g=1.5 --x0_std=1.0 --tau=0.025 \
+        --ntrain=200
 }
 
 lane1 & pid1=$!
@@ -66,7 +76,7 @@ lane2 & pid2=$!
 status=0
 wait "$pid1" || status=1
 wait "$pid2" || status=1
-for i in 1 2 3 4 5 6 7; do
+for i in 1 2 3 4 5 6 7 8 9; do
     if [[ -f "$LOG_DIR/$i" ]]; then cat "$LOG_DIR/$i"; fi
 done
 if [[ $status -ne 0 ]]; then

@@ -92,31 +92,50 @@ def normalize_rates(data_exsxt):
     return normed_exsxt
 
 
-def generate_data(rnn, T, E, x0s=None, P_sxn=None, input_magnitude=0.0, input_times=None):
+def generate_data(rnn, T, E, x0s=None, P_sxn=None, input_magnitude=0.0, input_times=None,
+                  nsteps=None):
     """Simulates E trials and observes them through P_sxn.
 
     Args:
         x0s: initial states [N, E]. P_sxn: observation matrix [S, N] (identity if None).
         input_times: [E] step of the single input pulse per trial, or None for no inputs.
+        nsteps: steps to simulate; default int(T / dt) as the original (which rounds
+            down: 1.2 / 0.01 gives 119, so callers that add bins pass the count).
     Returns:
         rates_exsxt [E, S, nsteps] normalised per trial and channel to [0, 1],
         x0s [N, E], inputs_ex1xt [E, 1, nsteps].
     """
     N = rnn["N"]
-    nsteps = int(T / rnn["dt"])
+    if nsteps is None:
+        nsteps = int(T / rnn["dt"])
     if P_sxn is None:
         P_sxn = np.eye(N)
     if x0s is None:
         x0s = np.zeros([N, E])
     obs_exsxt = np.zeros([E, P_sxn.shape[0], nsteps])
     inputs_ex1xt = np.zeros([E, 1, nsteps])
+    units_s = selected_units(P_sxn)
     for start in range(0, E, _TRIAL_CHUNK):
         stop = min(start + _TRIAL_CHUNK, E)
         times = None if input_times is None else np.asarray(input_times)[start:stop]
         r_exnxt, u_ex1xt = integrate_rnn(rnn, x0s[:, start:stop], nsteps, input_magnitude, times)
-        obs_exsxt[start:stop] = np.matmul(P_sxn, r_exnxt)
+        if units_s is not None:
+            # Observing through 0/1 rows only copies units: indexing gives the same numbers
+            # as the product (1 * r plus exact zeros) and is ~20x faster than numpy's
+            # broadcast matmul [S, N] @ [E, N, T] (26 s for 2,500 trials of 70 units).
+            obs_exsxt[start:stop] = r_exnxt[:, units_s]
+        else:
+            obs_exsxt[start:stop] = np.matmul(P_sxn, r_exnxt)
         inputs_ex1xt[start:stop] = u_ex1xt
     return normalize_rates(obs_exsxt), x0s, inputs_ex1xt
+
+
+def selected_units(P_sxn):
+    """The unit each row of P observes [S], if every row is one 1 among 0s; else None."""
+    P = np.asarray(P_sxn)
+    if P.ndim == 2 and np.all((P == 0) | (P == 1)) and np.all(P.sum(axis=1) == 1):
+        return np.argmax(P, axis=1)
+    return None
 
 
 def spikify_data(data_exsxt, rng, dt=1.0, max_firing_rate=100.0):

@@ -380,7 +380,8 @@ EXPECTED_FILES = (["chaotic_rnn_no_inputs_dataset_N50_S50",
                    "chaotic_rnn_inputs_g1p5_dataset_N50_S50",
                    "chaotic_rnn_inputs_g2p5_dataset_N50_S50"]
                   + ["chaotic_rnn_multisession_dataset_N100_S20_n%d" % i for i in range(1, 6)]
-                  + ["itb_rnn_dataset_N50", "chaotic_rnns_labeled_dataset_N50"])
+                  + ["itb_rnn_dataset_N50", "chaotic_rnns_labeled_dataset_N50"]
+                  + ["chaotic_rnn_nlb_%dtrain_dataset_N70_heldin50" % n for n in (2000, 200)])
 
 
 def test_script_stems_are_not_prefixes_of_other_sets():
@@ -392,7 +393,8 @@ def test_script_stems_are_not_prefixes_of_other_sets():
     assert sorted(stems) == sorted(["chaotic_rnn_no_inputs", "gaussian_chaotic_rnn_no_inputs",
                                     "chaotic_rnn_inputs_g1p5", "chaotic_rnn_inputs_g2p5",
                                     "chaotic_rnn_multisession", "itb_rnn",
-                                    "chaotic_rnns_labeled"])
+                                    "chaotic_rnns_labeled", "chaotic_rnn_nlb_2000train",
+                                    "chaotic_rnn_nlb_200train"])
     for stem in stems:
         for fname in EXPECTED_FILES:
             if not fname.startswith(stem + "_dataset_"):
@@ -406,9 +408,9 @@ def _env(**extra):
         [REPO_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]), **extra)
 
 
-@pytest.mark.slow  # writes 2.9 GB: too much for every CI run; run with -m slow
+@pytest.mark.slow  # writes 3.5 GB: too much for every CI run; run with -m slow
 def test_script_end_to_end(tmp_path):
-    """Runs all seven generators (about 35 s, writes about 2.9 GB, removed afterwards)."""
+    """Runs all nine generator calls (writes about 3.5 GB, removed afterwards)."""
     out_dir = tmp_path / "synth"
     start = time.time()
     try:
@@ -428,5 +430,11 @@ def test_script_end_to_end(tmp_path):
             assert hf["alignment_matrix_cxf"].shape == (20, 10)
         with h5py.File(out_dir / "itb_rnn_dataset_N50", "r") as hf:
             assert hf["conversion_factor"][()] == pytest.approx(0.3)
+        for n in (2000, 200):
+            with h5py.File(out_dir / ("chaotic_rnn_nlb_%dtrain_dataset_N70_heldin50" % n),
+                           "r") as hf:
+                assert hf["train_data"].shape == (n, 100, 50)
+                assert hf["train_recon_data"].shape == (n, 120, 70)
+                assert hf["valid_recon_data"].shape == (500, 120, 70)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
