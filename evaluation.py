@@ -102,7 +102,7 @@ def posterior_kind(bundle, hps, datasets, kind):
     for name in hps.dataset_names:
         fn = make_posterior_fn(bundle, hps, name, mode, S)
         for split in ("train", "valid"):
-            arrays = training.split_arrays({name: datasets[name]}, hps, split)
+            arrays = training.split_arrays(datasets, hps, split, names=[name])
             if name not in arrays:
                 continue
             data, ext = arrays[name]

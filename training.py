@@ -342,10 +342,14 @@ def call_step(step, data, ext):
 
 
 # ------------------------------------------------------------------ data handling
-def split_arrays(datasets, hps, split):
-    """{name: (data float32 [E,T,D], ext float32 [E,T,I] or None)} for a split."""
+def split_arrays(datasets, hps, split, names=None):
+    """{name: (data float32 [E,T,D], ext float32 [E,T,I] or None)} for a split.
+
+    names: the datasets to take (default: all of hps.dataset_names); datasets
+    without this split are left out.
+    """
     out = {}
-    for name in hps.dataset_names:
+    for name in hps.dataset_names if names is None else names:
         d = datasets[name]
         data = d.get(split + "_data")
         if data is None:
