@@ -434,20 +434,56 @@ class LFADS(tf.Module):
         u = rng.uniform(shape)
         return tf.cast(u < keep_prob, tf.float32) / keep_prob
 
+    # ------------------------------------------------------------------ datasets
+    # `dataset` is a dataset name (a Python string: that dataset's read-in and
+    # read-out are built into the graph) or an int32 scalar tensor indexing
+    # self.dataset_names: then a tf.switch_case picks that dataset's read-in or
+    # read-out weights in the graph, and one traced step serves every session
+    # (tracing a step with a controller takes seconds; one trace per session made a
+    # five-session run start slowly). Only the weights are picked inside the switch;
+    # the affine map itself is the same op on the same values in both forms, so the
+    # outputs are the same.
+    def _linear(self, dataset, pick):
+        """The affine map pick(name) (a Linear) of dataset `dataset`, as a function."""
+        if isinstance(dataset, str):
+            return pick(dataset)
+        if len(self.dataset_names) == 1:
+            return pick(self.dataset_names[0])
+
+        def weights(n):
+            lin = pick(n)
+            return tf.identity(lin.weight()), tf.identity(lin.b)
+
+        w, b = tf.switch_case(dataset, [lambda n=n: weights(n) for n in self.dataset_names])
+        return lambda x: _matmul_last(x, w) + b
+
+    def _readin(self, dataset, x_bxtxd):
+        return self._linear(dataset, lambda n: self.readins[n])(x_bxtxd)
+
+    def _readout_linear(self, dataset, factors, part=0):
+        """The read-out affine map (part 1: the Gaussian log-variances) of factors."""
+        def pick(n):
+            ro = self.readouts[n]
+            return ro[part] if isinstance(ro, tuple) else ro
+        return self._linear(dataset, pick)(factors)
+
     def _readout(self, name, factors):
         """Returns (log-rates or [means, logvars] parameters, reported params, rates)."""
         if self.output_dist == "poisson":
-            logr = self.readouts[name](factors)
+            logr = self._readout_linear(name, factors)
             rates = tf.exp(tf.clip_by_value(logr, -CLIP_VALUE, CLIP_VALUE))
             return logr, rates, rates
-        means_lin, logvars_lin = self.readouts[name]
-        means, logvars = means_lin(factors), logvars_lin(factors)
+        means = self._readout_linear(name, factors)
+        logvars = self._readout_linear(name, factors, part=1)
         variances = tf.exp(tf.clip_by_value(logvars, -CLIP_VALUE, CLIP_VALUE))
         return (means, logvars), tf.concat([means, variances], axis=-1), means
 
     def forward(self, name, data_bxtxd, ext_input_bxtxi, rng, mode, keep_prob=1.0,
                 num_samples=1, batch_size=None):
-        """The LFADS forward pass for one dataset `name` (a Python string).
+        """The LFADS forward pass for one dataset `name`.
+
+        name: the dataset's name (a Python string), or an int32 scalar tensor
+          indexing self.dataset_names (one graph for all datasets, see _linear).
 
         mode: "train" (posterior samples, dropout with keep_prob),
           "posterior_sample" (samples, no dropout), "posterior_mean" (g0 and u_t at
@@ -488,7 +524,7 @@ class LFADS(tf.Module):
             if training:  # one mask shared by the IC and CI encoders (§4.5)
                 data_do = data_bxtxd * self._dropout_mask(rng, tf.shape(data_bxtxd),
                                                           keep_prob)
-            enc_in = self.readins[name](data_do)
+            enc_in = self._readin(name, data_do)
             if ext_do is not None and not hps.inject_ext_input_to_gen:
                 enc_in = tf.concat([enc_in, ext_do], axis=-1)
             jobs = []
@@ -733,9 +769,9 @@ class LFADS(tf.Module):
             if not feed_rates:
                 return fac
             if self.output_dist == "poisson":
-                return tf.exp(tf.clip_by_value(self.readouts[name](fac), -CLIP_VALUE,
-                                               CLIP_VALUE))
-            return self.readouts[name][0](fac)
+                return tf.exp(tf.clip_by_value(self._readout_linear(name, fac),
+                                               -CLIP_VALUE, CLIP_VALUE))
+            return self._readout_linear(name, fac)
 
         state = {"gen": gen_ics}
         if has_con:
@@ -745,7 +781,7 @@ class LFADS(tf.Module):
                 # rates (spec Q29).
                 fac0 = tf.matmul(gen_ics, w_fac)
                 if feed_rates and self.output_dist == "poisson":
-                    state["fb"] = tf.exp(self.readouts[name](fac0))
+                    state["fb"] = tf.exp(self._readout_linear(name, fac0))
                 else:
                     state["fb"] = feedback_value(fac0)
 
