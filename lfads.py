@@ -114,7 +114,11 @@ class LFADS(tf.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, name, data_bxtxd, ext_input_bxtxi, rng, mode, keep_prob=1.0,
                 num_samples=1, batch_size=None):
-        """The LFADS forward pass for one dataset `name` (a Python string).
+        """The LFADS forward pass for one dataset `name`.
+
+        name: the dataset's name (a Python string), or an int32 scalar tensor indexing
+          the sorted dataset names: one traced graph then serves every dataset (see
+          ReadInOut).
 
         mode: "train" (posterior samples, dropout with keep_prob),
           "posterior_sample" (samples, no dropout), "posterior_mean" (g0 and u_t at

@@ -32,15 +32,16 @@ def output_file_name(hps, dataset_name, split, kind):
                         "%s%s_%s_%s" % (prefix, dataset_name, split, kind))
 
 
-def make_posterior_fn(bundle, hps, name, mode, num_samples):
+def make_posterior_fn(bundle, hps, mode, num_samples):
     """Compiled: trials [k,T,D] -> per-trial results averaged over num_samples draws.
 
-    The encoders run once per trial; every trial is then repeated num_samples times
-    and g0 and u_t are sampled for all rows at once (mode 'posterior_sample'), or
-    taken at their means (mode 'posterior_mean', num_samples = 1).
+    Called as fn(dataset index, data[, ext]), one trace for every dataset (see
+    training._compile). The encoders run once per trial; every trial is then
+    repeated num_samples times and g0 and u_t are sampled for all rows at once
+    (mode 'posterior_sample'), or taken at their means (mode 'posterior_mean',
+    num_samples = 1).
     """
     model, state, rng = bundle.model, bundle.state, bundle.rng
-    T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
     S = num_samples
 
     def avg(x):
@@ -50,8 +51,8 @@ def make_posterior_fn(bundle, hps, name, mode, num_samples):
         x = tf.reshape(x, tf.concat([[-1, S], shape[1:]], axis=0))
         return tf.reduce_mean(x, axis=1)
 
-    def fn(data_bxtxd, ext_bxtxi):
-        out = model.forward(name, data_bxtxd, ext_bxtxi, rng, mode, num_samples=S)
+    def posterior_fn(dataset, data_bxtxd, ext_bxtxi=None):
+        out = model.forward(dataset, data_bxtxd, ext_bxtxi, rng, mode, num_samples=S)
         costs = model.costs(out, state.global_step, num_samples=S)
         res = {
             "gen_ics": avg(out.gen_ics_bxg),
@@ -71,7 +72,7 @@ def make_posterior_fn(bundle, hps, name, mode, num_samples):
             res["controller_outputs"] = avg(out.co_bxtxu)
         return res
 
-    return training._compile(fn, T, D, I)
+    return training._compile(posterior_fn, hps)
 
 
 def _write_streaming(path, n_trials, chunks):
@@ -99,10 +100,10 @@ def posterior_kind(bundle, hps, datasets, kind):
     mode = "posterior_sample" if sampling else "posterior_mean"
     trials_per_chunk = max(1, ROWS_PER_CHUNK // S) if sampling else hps.batch_size
     step = float(bundle.state.global_step.numpy())
+    fn = make_posterior_fn(bundle, hps, mode, S)
     for name in hps.dataset_names:
-        fn = make_posterior_fn(bundle, hps, name, mode, S)
         for split in ("train", "valid"):
-            arrays = training.split_arrays({name: datasets[name]}, hps, split)
+            arrays = training.split_arrays(datasets, hps, split, names=[name])
             if name not in arrays:
                 continue
             data, ext = arrays[name]
@@ -113,7 +114,7 @@ def posterior_kind(bundle, hps, datasets, kind):
                     sl = slice(start, min(start + trials_per_chunk, E))
                     print("Running %s %s trials %d-%d of %d." % (name, split, sl.start,
                                                                    sl.stop - 1, E))
-                    res = training.call_step(fn, data[sl],
+                    res = training.call_step(fn, hps, name, data[sl],
                                              None if ext is None else ext[sl])
                     res = {k: v.numpy() for k, v in res.items()}
                     res["train_steps"] = np.full(sl.stop - sl.start, step)
@@ -210,8 +211,7 @@ class ExamplePlotter:
 
     def __init__(self, bundle, hps, datasets):
         self.hps, self.datasets = hps, datasets
-        self.fns = {n: make_posterior_fn(bundle, hps, n, "posterior_sample",
-                                         self.NUM_SAMPLES) for n in hps.dataset_names}
+        self.fn = make_posterior_fn(bundle, hps, "posterior_sample", self.NUM_SAMPLES)
 
     def _example(self, name, split, trial):
         d = self.datasets[name]
@@ -219,7 +219,7 @@ class ExamplePlotter:
         ext = None
         if self.hps.ext_input_dim > 0:
             ext = np.asarray(d[split + "_ext_input"][trial:trial + 1], np.float32)
-        res = training.call_step(self.fns[name], data, ext)
+        res = training.call_step(self.fn, self.hps, name, data, ext)
         params = res["output_dist_params"].numpy()[0]
         D = data.shape[2]
         ex = {"data_txd": data[0], "rates_txd": params[:, :D],

@@ -1,14 +1,22 @@
 """Per-dataset read-in and read-out: the only parts of the model that know a
 dataset's width D (§4.4).
 
-    read_in(name, x_bxtxd)     -> [B, T, readin_dim]   x W_in + b_in
-    read_out(name, f_bxtxf)    -> params, a tuple of [B, T, D] (one per parameter of
-                                  the observation model)
+    read_in(dataset, x_bxtxd)     -> [B, T, readin_dim]   x W_in + b_in
+    read_out(dataset, f_bxtxf)    -> params, a tuple of [B, T, D] (one per parameter of
+                                     the observation model)
+
+`dataset` is a dataset name (a Python string: that dataset's maps are built into the
+graph) or an int32 scalar tensor indexing the sorted names: then tf.switch_case picks
+that dataset's weights inside the graph, and one traced step serves every session.
+Tracing a step with a controller takes seconds, so one trace per session made a
+five-session run start slowly (and TensorFlow warned about "retracing"). Only the
+weights are picked inside the switch; the affine map is the same op on the same
+values in both forms, so the outputs are the same.
 """
 import numpy as np
 import tensorflow as tf
 
-from lfads_tf2.layers import Linear
+from lfads_tf2.layers import Linear, matmul_last
 
 
 class ReadInOut(tf.Module):
@@ -23,6 +31,7 @@ class ReadInOut(tf.Module):
                  train_readin=True):
         super().__init__(name=None)
         names = sorted(datasets_info)
+        self.names = names
         has_alignment = any(datasets_info[n].get("alignment_matrix_cxf") is not None
                             for n in names)
         identity = len(names) == 1 and not has_alignment
@@ -48,11 +57,27 @@ class ReadInOut(tf.Module):
             self.readouts[name] = observation.readout(
                 name, factors_dim, D, init_rng, out_w, out_b, len(names) == 1)
 
-    def read_in(self, name, x_bxtxd):
-        return self.readins[name](x_bxtxd)
+    def _apply(self, dataset, layer_of, x):
+        """layer_of(name)(x) for the dataset `dataset` (a name or an index tensor)."""
+        if isinstance(dataset, str):
+            return layer_of(dataset)(x)
+        if len(self.names) == 1:
+            return layer_of(self.names[0])(x)
 
-    def read_out(self, name, factors_bxtxf):
-        return tuple(lin(factors_bxtxf) for lin in self.readouts[name])
+        def weights(name):  # with several datasets no map is the identity
+            layer = layer_of(name)
+            return tf.identity(layer.weight()), tf.identity(layer.b)
+
+        w, b = tf.switch_case(dataset, [lambda n=n: weights(n) for n in self.names])
+        return matmul_last(x, w) + b
+
+    def read_in(self, dataset, x_bxtxd):
+        return self._apply(dataset, lambda n: self.readins[n], x_bxtxd)
+
+    def read_out(self, dataset, factors_bxtxf):
+        n_params = len(self.readouts[self.names[0]])
+        return tuple(self._apply(dataset, lambda n, k=k: self.readouts[n][k], factors_bxtxf)
+                     for k in range(n_params))
 
     def io_variables(self, with_readin):
         """The read-out variables, and the read-in ones if with_readin (§7.2)."""

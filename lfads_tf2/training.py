@@ -487,7 +487,7 @@ def write_hps_file(hps, save_dir, step):
 TRAIN_BATCH_PARTS = 2
 
 
-def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, keep_prob,
+def _split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state, mode, keep_prob,
                        n_parts):
     """Batch means of the costs, the batch run as n_parts independent parts.
 
@@ -506,7 +506,7 @@ def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, kee
     datas, exts = split(data_bxtxd), split(ext_bxtxi)
     sums = {}
     for data, ext, stream in zip(datas, exts, distributions.seed_streams(rng, n_parts)):
-        out = model.forward(name, data, ext, stream, mode, keep_prob=keep_prob)
+        out = model.forward(dataset, data, ext, stream, mode, keep_prob=keep_prob)
         costs = model.costs(out, state.global_step)
         for key in ("total", "recon", "kl"):
             sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
@@ -518,20 +518,20 @@ def _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state, mode, kee
     return means
 
 
-def make_train_step(bundle, hps, name):
-    """Compiled training step for dataset `name`: forward, cost, clip, Adam, step+1.
+def make_train_step(bundle, hps):
+    """Compiled training step: forward, cost, clip, Adam, step+1.
 
-    A step whose cost or gradient norm is not finite is not applied (the
-    original applied NaN updates); it is counted in state.bad_steps.
+    Called as step(dataset index, data[, ext]) (see `_compile`). A step whose cost
+    or gradient norm is not finite is not applied (the original applied NaN
+    updates); it is counted in state.bad_steps.
     """
     model, state, opt, rng = bundle.model, bundle.state, bundle.optimizer, bundle.rng
     train_vars = bundle.train_vars
-    T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
     keep_prob = hps.keep_prob
 
-    def step_fn(data_bxtxd, ext_bxtxi):
+    def train_step(dataset, data_bxtxd, ext_bxtxi=None):
         with tf.GradientTape() as tape:
-            costs = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
+            costs = _split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state,
                                        "train", keep_prob, TRAIN_BATCH_PARTS)
             total = costs["total"]
         grads = tape.gradient(total, train_vars)
@@ -551,46 +551,61 @@ def make_train_step(bundle, hps, name):
         applied = tf.cond(ok, apply, skip)
         return dict(costs, grad_norm=norm, applied=applied)
 
-    return _compile(step_fn, T, D, I)
+    return _compile(train_step, hps)
 
 
-def make_eval_step(bundle, hps, name):
-    """Compiled validation cost for dataset `name` (posterior samples, no dropout)."""
+def make_eval_step(bundle, hps):
+    """Compiled validation cost (posterior samples, no dropout), see `_compile`."""
     model, state, rng = bundle.model, bundle.state, bundle.rng
-    T, D, I = hps.num_steps, hps.dataset_dims[name], hps.ext_input_dim
 
-    def step_fn(data_bxtxd, ext_bxtxi):
-        costs = _split_batch_costs(model, name, data_bxtxd, ext_bxtxi, rng, state,
+    def eval_step(dataset, data_bxtxd, ext_bxtxi=None):
+        costs = _split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state,
                                    "posterior_sample", 1.0, TRAIN_BATCH_PARTS)
         return {key: costs[key] for key in ("total", "recon", "kl")}
 
-    return _compile(step_fn, T, D, I)
+    return _compile(eval_step, hps)
 
 
-def _compile(step_fn, T, D, I):
-    """tf.function with a fixed input signature (batch size free: one trace).
+def _compile(step_fn, hps):
+    """tf.function step(dataset index, data[, ext]) with a fixed input signature.
+
+    One trace serves every dataset and every batch size: the index (int32 scalar,
+    position in hps.dataset_names) selects the read-in and read-out inside the
+    graph (lfads.LFADS._linear), and the data width is left open when the
+    datasets differ in it. A step traced per dataset took seconds each, and
+    TensorFlow, which counts traces by the Python function's code, warned about
+    "retracing" when several sessions traced in a row.
 
     autograph=False: the model's loops are explicit tf.while_loops and its Python
     branches depend on hyperparameters only, so AutoGraph would only rewrite the
     source of every function it meets, which was 60 % of the time to trace a step.
+    step_fn(dataset, data_bxtxd, ext_bxtxi=None): without external inputs the
+    signature has no third entry and step_fn gets None.
     """
-    data_spec = tf.TensorSpec([None, T, D], tf.float32)
+    T, I = hps.num_steps, hps.ext_input_dim
+    widths = {hps.dataset_dims[n] for n in hps.dataset_names}
+    D = widths.pop() if len(widths) == 1 else None
+    signature = [tf.TensorSpec([], tf.int32), tf.TensorSpec([None, T, D], tf.float32)]
     if I > 0:
-        return tf.function(step_fn, autograph=False, input_signature=[
-            data_spec, tf.TensorSpec([None, T, I], tf.float32)])
-    return tf.function(lambda data: step_fn(data, None), autograph=False,
-                       input_signature=[data_spec])
+        signature.append(tf.TensorSpec([None, T, I], tf.float32))
+    return tf.function(step_fn, autograph=False, input_signature=signature)
 
 
-def call_step(step, data, ext):
-    return step(data) if ext is None else step(data, ext)
+def call_step(step, hps, name, data, ext):
+    """Runs a compiled step (see `_compile`) on dataset `name`'s data (and ext)."""
+    index = hps.dataset_names.index(name)
+    return step(index, data) if ext is None else step(index, data, ext)
 
 
 # ------------------------------------------------------------------ data handling
-def split_arrays(datasets, hps, split):
-    """{name: (data float32 [E,T,D], ext float32 [E,T,I] or None)} for a split."""
+def split_arrays(datasets, hps, split, names=None):
+    """{name: (data float32 [E,T,D], ext float32 [E,T,I] or None)} for a split.
+
+    names: the datasets to take (default: all of hps.dataset_names); datasets
+    without this split are left out.
+    """
     out = {}
-    for name in hps.dataset_names:
+    for name in hps.dataset_names if names is None else names:
         d = datasets[name]
         data = d.get(split + "_data")
         if data is None:
@@ -712,7 +727,7 @@ def truncate_fitlog(csv_path, epochs_done):
                 f.writelines(keep)
 
 
-def run_validation(eval_steps, valid, batch_size):
+def run_validation(eval_step, hps, valid, batch_size):
     """Mean validation total/recon/kl over all trials (batches of batch_size)."""
     sums = collections.defaultdict(float)
     n_total = 0
@@ -721,7 +736,8 @@ def run_validation(eval_steps, valid, batch_size):
         for start in range(0, data.shape[0], batch_size):
             sl = slice(start, start + batch_size)
             n = data[sl].shape[0]
-            res = call_step(eval_steps[name], data[sl], None if ext is None else ext[sl])
+            res = call_step(eval_step, hps, name, data[sl],
+                            None if ext is None else ext[sl])
             for k, v in res.items():
                 sums[k] += float(v) * n
             n_total += n
@@ -806,7 +822,7 @@ class _NonFiniteTraining(Exception):
     """Too many consecutive non-finite steps: the loop restores the last checkpoint."""
 
 
-def _train_epoch(hps, state, train_split, train_steps, rs):
+def _train_epoch(hps, state, train_split, train_step, rs):
     """One pass over the training batches. Returns (epoch means, last step's values).
 
     Skipped (non-finite) steps are left out of the means; more than
@@ -821,7 +837,7 @@ def _train_epoch(hps, state, train_split, train_steps, rs):
         batch = data[idx]
         if jitter:
             batch = jitter_spikes(batch, hps.temporal_spike_jitter_width, rs)
-        res = call_step(train_steps[name], batch, None if ext is None else ext[idx])
+        res = call_step(train_step, hps, name, batch, None if ext is None else ext[idx])
         res = {k: v.numpy() for k, v in res.items()}
         if not res["applied"]:
             n_bad += 1
@@ -926,8 +942,8 @@ def _train_locked(hps, datasets, save_dir):
 
     train_split = split_arrays(datasets, hps, "train")
     valid_split = split_arrays(datasets, hps, "valid")
-    train_steps = {n: make_train_step(bundle, hps, n) for n in train_split}
-    eval_steps = {n: make_eval_step(bundle, hps, n) for n in valid_split}
+    train_step = make_train_step(bundle, hps)
+    eval_step = make_eval_step(bundle, hps)
 
     writer = tf.summary.create_file_writer(os.path.join(save_dir, "lfads_log"))
     csv_path = os.path.join(save_dir, hps.csv_log + ".csv") if hps.csv_log else None
@@ -949,7 +965,7 @@ def _train_locked(hps, datasets, save_dir):
         # replays exactly the batches an uninterrupted one would.
         rs = np.random.RandomState([int(state.base_seed.numpy()) % (2 ** 32), epoch])
         try:
-            tr, last = _train_epoch(hps, state, train_split, train_steps, rs)
+            tr, last = _train_epoch(hps, state, train_split, train_step, rs)
         except _NonFiniteTraining:
             recoveries += 1
             _recover_from_nonfinite(bundle, hps, save_dir, recoveries)
@@ -959,7 +975,7 @@ def _train_locked(hps, datasets, save_dir):
 
         va = None
         if valid_split:
-            va = run_validation(eval_steps, valid_split, hps.batch_size)
+            va = run_validation(eval_step, hps, valid_split, hps.batch_size)
             state.valid_count.assign_add(1)
             if (kl_w >= 1.0 and (l2_w >= 1.0 or l2_scales_zero)
                     and int(state.valid_count.numpy()) > 1

@@ -63,10 +63,10 @@ def lfads_step(cfg):
     datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
     run_lfads.add_derived_hps(hps, datasets)
     bundle = training.build(hps, {"bench": {"data_dim": cfg["D"]}})
-    step = training.make_train_step(bundle, hps, "bench")
+    step = training.make_train_step(bundle, hps)
     rs = np.random.RandomState(0)
     data = rs.poisson(0.3, size=(hps.batch_size, cfg["T"], cfg["D"])).astype(np.float32)
-    return step, (data,), hps
+    return step, (0, data), hps
 
 
 def floor_step(hps, cfg):

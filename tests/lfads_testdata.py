@@ -196,3 +196,27 @@ def multi_model(tmp_path_factory):
         _CACHE["multi"] = {"data_dir": data_dir, "save_dir": save_dir, "data": datas,
                            "flags": flags, "bundle": bundle}
     return _CACHE["multi"]
+
+
+# Three sessions of different widths, each with alignment matrices and a 2-channel
+# external input (a pulse on channel 0; channel 1 is a second, weaker pulse).
+SESSION_DIMS = {"s0": 15, "s1": 12, "s2": 9}
+SESSION_EXT = 2
+
+
+def write_sessions(folder, stem=STEM, n_train=32, n_valid=16, T=20, dims=None):
+    """Writes one file per session (<stem>_<name>); returns {name: data dict}."""
+    datas = {}
+    for i, (name, D) in enumerate(sorted((dims or SESSION_DIMS).items())):
+        d = make_dataset(seed=30 + i, n_train=n_train, n_valid=n_valid, T=T, D=D,
+                         ext_input_dim=SESSION_EXT)
+        rs = np.random.RandomState(40 + i)
+        for split in ("train", "valid"):
+            ext = d[split + "_ext_input"]
+            ext[..., 1] = 0.5 * np.roll(ext[..., 0], 3, axis=1)
+        d["alignment_matrix_cxf"] = rs.randn(D, MULTI_FACTORS) / np.sqrt(D)
+        d["alignment_bias_c"] = np.log(np.asarray(d["train_data"]).mean(axis=(0, 1)) + 0.1)
+        os.makedirs(folder, exist_ok=True)
+        utils.write_data(os.path.join(folder, "%s_%s" % (stem, name)), d)
+        datas[name] = d
+    return datas

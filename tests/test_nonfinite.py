@@ -13,8 +13,8 @@ def _flaky_steps(monkeypatch, bad_calls):
     real = training.make_train_step
     calls = {"n": 0}
 
-    def make(bundle, hps, name):
-        step = real(bundle, hps, name)
+    def make(bundle, hps):
+        step = real(bundle, hps)
 
         def flaky(*args):
             calls["n"] += 1

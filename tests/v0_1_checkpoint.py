@@ -65,11 +65,11 @@ def posterior_means(save_dir):
     bundle = training.build(hps, training.datasets_info(datasets))
     training.restore(bundle, hps, save_dir, None, required=True)
     out = {}
+    fn = evaluation.make_posterior_fn(bundle, hps, "posterior_mean", 1)
     for name in hps.dataset_names:
-        fn = evaluation.make_posterior_fn(bundle, hps, name, "posterior_mean", 1)
         d = datasets[name]
-        res = fn(d["valid_data"].astype(np.float32),
-                 d["valid_ext_input"].astype(np.float32))
+        res = training.call_step(fn, hps, name, d["valid_data"].astype(np.float32),
+                                 d["valid_ext_input"].astype(np.float32))
         for key in ("factors", "output_dist_params"):
             out[name + "/" + key] = res[key].numpy()
     return out
