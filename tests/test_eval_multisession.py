@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 import lfads_testdata as td
 
-import training
+from lfads_tf2 import training
 import utils
 
 T, Z, G, F, U, B = 20, 6, 24, 5, 1, 16   # num_steps, ic_dim, gen_dim, factors, co_dim, batch
@@ -36,7 +37,7 @@ VARIANTS = {
 @pytest.fixture(scope="module", autouse=True)
 def _reset_determinism():
     yield
-    td.reset_op_determinism()
+    conftest.reset_op_determinism()
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
@@ -145,7 +146,7 @@ def test_other_sessions_data_do_not_change_a_session(model, tmp_path):
 def test_prior_sample_reads_out_through_each_session(model):
     save = model["save_dir"]
     if "--inject_ext_input_to_gen=true" in model["flags"]:
-        with pytest.raises(training.LfadsError, match="inject_ext_input_to_gen"):
+        with pytest.raises(utils.LfadsError, match="inject_ext_input_to_gen"):
             td.run(model["flags"] + ["--kind=prior_sample"])
         return
     for name in (None, "s1", "s2"):
