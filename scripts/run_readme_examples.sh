@@ -5,8 +5,10 @@
 #
 # 1. generates the synthetic data (synth_data/run_generate_synth_data.sh);
 # 2. trains the README's seven examples with their flags plus --max_epochs=EPOCHS;
-# 3. runs the README's three evaluation commands on the g2.5 model (posterior sampling with
-#    --batch_size=1024, prior sampling with --batch_size=50, write_model_params).
+# 3. runs the README's three evaluation commands on every example (posterior sampling with
+#    --batch_size=1024, prior sampling with --batch_size=50, write_model_params), and
+#    posterior_push_mean as well on the five-session example, each with that example's flags,
+#    and checks that every session got its own files with the right keys and shapes.
 #
 # Environment (defaults reproduce the README's paths):
 #   DATA_DIR           synthetic data folder            (/tmp/rnn_synth_data_v1.0/)
@@ -16,6 +18,7 @@
 #                      e.g. smaller models for a quick check
 #   PS_EXTRA_FLAGS     extra flags for the posterior-sampling command only (e.g. fewer
 #                      samples than the README's 1024 for a quick check)
+#   SKIP_EVAL=1        train only (no evaluation commands)
 #   SKIP_SYNTH=1       reuse existing data
 #   JOBS=2             run the examples in two parallel lanes (their output is printed
 #                      lane by lane at the end); the default 1 runs them one after another
@@ -67,8 +70,7 @@ train() {  # train <label> <flags...>
 }
 
 # 1. chaotic rnn data with no input pulses (g = 1.5) with spiking noise (all flags listed)
-example1() {
-train "no inputs" --data_dir=/tmp/rnn_synth_data_v1.0/ \
+EX1=(--data_dir=/tmp/rnn_synth_data_v1.0/ \
 --data_filename_stem=chaotic_rnn_no_inputs \
 --lfads_save_dir=/tmp/lfads_chaotic_rnn_no_inputs \
 --co_dim=0 --factors_dim=20 --ext_input_dim=0 --controller_input_lag=1 \
@@ -89,122 +91,125 @@ train "no inputs" --data_dir=/tmp/rnn_synth_data_v1.0/ \
 --co_mean_corr_scale=0.0 --gen_cell_rec_weight_scale=1.0 --max_ckpt_to_keep=5 \
 --output_filename_stem="" --ic_prior_var_max=0.1 --prior_ar_atau=10.0 \
 --do_train_io_only=false --do_train_encoder_only=false \
---data_dir="$DATA_DIR" --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
+--data_dir="$DATA_DIR" --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_no_inputs")
+example1() {
+train "no inputs" "${EX1[@]}"
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
+evaluate_example "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" "${EX1[@]}"
 }
 
 # 2. chaotic rnn data with no input pulses (g = 1.5) with Gaussian noise
-example2() {
-train "Gaussian noise" --data_dir="$DATA_DIR" \
+EX2=(--data_dir="$DATA_DIR" \
 --data_filename_stem=gaussian_chaotic_rnn_no_inputs \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" \
---co_dim=1 --factors_dim=20 --output_dist=gaussian
+--co_dim=1 --factors_dim=20 --output_dist=gaussian)
+example2() {
+train "Gaussian noise" "${EX2[@]}"
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5"
 mv "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5_gaussian"
 echo "   note: the README gives this example the g2.5 example's folder; moved to ..._gaussian"
+evaluate_example "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5_gaussian" "${EX2[@]}"
 }
 
-# 3. chaotic rnn data with input pulses (g = 2.5)
-example3() {
-train "input pulses g2.5" --data_dir="$DATA_DIR" \
+# 3. chaotic rnn data with input pulses (g = 2.5); the README's evaluation commands are
+#    written for this model
+EX3=(--data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnn_inputs_g2p5 \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" \
---co_dim=1 --factors_dim=20 --output_dist=poisson
+--co_dim=1 --factors_dim=20 --output_dist=poisson)
+example3() {
+train "input pulses g2.5" "${EX3[@]}"
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5"
+evaluate_example "$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5" "${EX3[@]}"
 }
 
 # 4. multi-session RNN data
-example4() {
-train "multi-session" --data_dir="$DATA_DIR" \
+EX4=(--data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnn_multisession \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_multisession" \
---factors_dim=10 --output_dist=poisson
+--factors_dim=10 --output_dist=poisson)
+example4() {
+train "multi-session" "${EX4[@]}"
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_multisession"
+evaluate_example "$SAVE_ROOT/lfads_chaotic_rnn_multisession" "${EX4[@]}"
 }
 
 # 5. integration to bound model data
-example5() {
-train "integration to bound" --data_dir="$DATA_DIR" \
+EX5=(--data_dir="$DATA_DIR" \
 --data_filename_stem=itb_rnn \
 --lfads_save_dir="$SAVE_ROOT/lfads_itb_rnn" \
---co_dim=1 --factors_dim=20 --controller_input_lag=0 --output_dist=poisson
+--co_dim=1 --factors_dim=20 --controller_input_lag=0 --output_dist=poisson)
+example5() {
+train "integration to bound" "${EX5[@]}"
 check_train "$SAVE_ROOT/lfads_itb_rnn"
+evaluate_example "$SAVE_ROOT/lfads_itb_rnn" "${EX5[@]}"
 }
 
 # 6. chaotic RNN data with labels
-example6() {
-train "labels as external input" --data_dir="$DATA_DIR" \
+EX6=(--data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnns_labeled \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnns_labeled" \
 --co_dim=0 --factors_dim=20 --controller_input_lag=0 --ext_input_dim=1 \
---output_dist=poisson
+--output_dist=poisson)
+example6() {
+train "labels as external input" "${EX6[@]}"
 check_train "$SAVE_ROOT/lfads_chaotic_rnns_labeled"
+evaluate_example "$SAVE_ROOT/lfads_chaotic_rnns_labeled" "${EX6[@]}"
 }
 
 # 7. the README's last example: Gaussian output on the integer spike counts; accepted, the
 #    counts are treated as real values (a one-line note says so). It reuses example 1's folder.
-example7() {
-mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_poisson"
-train "Gaussian output on spike counts" --data_dir="$DATA_DIR" \
+EX7=(--data_dir="$DATA_DIR" \
 --data_filename_stem=chaotic_rnn_no_inputs \
 --lfads_save_dir="$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" \
 --co_dim=0 --factors_dim=20 --ext_input_dim=0 --controller_input_lag=1 \
---output_dist=gaussian
+--output_dist=gaussian)
+example7() {
+mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_poisson"
+train "Gaussian output on spike counts" "${EX7[@]}"
 check_train "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
 mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_gaussian"
 mv "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_poisson" "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs"
+evaluate_example "$SAVE_ROOT/lfads_chaotic_rnn_no_inputs_gaussian" "${EX7[@]}"
 }
 
-# Evaluation of the g2.5 model. The README loads checkpoint_lve, which exists once the KL
+# evaluate_example <save_dir> <training flags...>: the README's three evaluation commands
+# (and posterior_push_mean for a multi-session model) with the example's own flags, then a
+# check of every file they wrote. The README loads checkpoint_lve, which exists once the KL
 # and L2 ramps are done (2000 steps with the README's flags); a short run falls back to the
 # regular checkpoint.
-G2P5="$SAVE_ROOT/lfads_chaotic_rnn_inputs_g2p5"
-evaluate() {  # evaluate <label> <flags...>
-    echo "== evaluate: $1"; shift
-    # EXTRA_FLAGS first: the command's own flags (e.g. --batch_size=50) win
-    "${RUN[@]}" "${EXTRA[@]}" "$@" | grep -E "^(error|note|Wrote)" || true
+evaluate_example() {
+    [[ "${SKIP_EVAL:-0}" == 1 ]] && return 0
+    local dir="$1"; shift
+    local ckpt=checkpoint_lve; [[ -f "$dir/checkpoint_lve" ]] || ckpt=checkpoint
+    local kinds=(posterior_sample_and_average prior_sample write_model_params)
+    local n_sessions; n_sessions=$(ls "$DATA_DIR" | grep -c "^$(stem_of "$@")" || true)
+    [[ $n_sessions -gt 1 ]] && kinds+=(posterior_push_mean)
+    local kind extra
+    for kind in "${kinds[@]}"; do
+        case "$kind" in
+            posterior_sample_and_average) extra=(--batch_size=1024 "${PS_EXTRA[@]}");;
+            prior_sample) extra=(--batch_size=50);;
+            *) extra=();;
+        esac
+        echo "== evaluate: $kind ($dir)"
+        # the example's flags, EXTRA_FLAGS (model sizes), then the command's own flags
+        "${RUN[@]}" --kind="$kind" "$@" --data_dir="$DATA_DIR" --lfads_save_dir="$dir" \
+            "${EXTRA[@]}" --checkpoint_pb_load_name=$ckpt "${extra[@]}" \
+            | grep -E "^(error|note)" || true
+    done
+    "$PYTHON" "$ROOT/scripts/check_eval_outputs.py" "$dir" "$DATA_DIR" "$(stem_of "$@")" \
+        "${kinds[@]}" || fail "$dir: evaluation outputs"
 }
-evaluations() {
-local CKPT=checkpoint_lve; [[ -f "$G2P5/checkpoint_lve" ]] || CKPT=checkpoint
-evaluate "posterior sample and average" --kind=posterior_sample_and_average \
---data_dir="$DATA_DIR" --data_filename_stem=chaotic_rnn_inputs_g2p5 \
---lfads_save_dir="$G2P5" --co_dim=1 --factors_dim=20 --batch_size=1024 \
---checkpoint_pb_load_name=$CKPT "${PS_EXTRA[@]}"
-for split in train valid; do
-    f="$G2P5/model_runs_dataset_N50_S50_${split}_posterior_sample_and_average"
-    [[ -f "$f" ]] || fail "$f not written"
-done
-evaluate "prior sample" --kind=prior_sample \
---data_dir="$DATA_DIR" --data_filename_stem=chaotic_rnn_inputs_g2p5 \
---lfads_save_dir="$G2P5" --co_dim=1 --factors_dim=20 --batch_size=50 \
---checkpoint_pb_load_name=$CKPT
-[[ -f "$G2P5/model_runs_prior_sample" ]] || fail "model_runs_prior_sample not written"
-evaluate "write model params" --kind=write_model_params \
---data_dir="$DATA_DIR" --data_filename_stem=chaotic_rnn_inputs_g2p5 \
---lfads_save_dir="$G2P5" --co_dim=1 --factors_dim=20 \
---checkpoint_pb_load_name=$CKPT
-[[ -f "$G2P5/model_params" ]] || fail "model_params not written"
-"$PYTHON" - "$G2P5" <<'PY'
-import sys, h5py
-d = sys.argv[1]
-with h5py.File(d + "/model_runs_dataset_N50_S50_valid_posterior_sample_and_average") as f:
-    keys = sorted(f)
-    assert {"factors", "output_dist_params", "gen_states", "controller_outputs",
-            "post_g0_mean", "costs", "nll_bound_vaes", "train_steps"} <= set(keys), keys
-    print("   ok: posterior file keys", ", ".join(keys))
-with h5py.File(d + "/model_runs_prior_sample") as f:
-    assert f["output_dist_params"].shape[0] == 50, f["output_dist_params"].shape
-    print("   ok: prior samples", f["output_dist_params"].shape)
-with h5py.File(d + "/model_params") as f:
-    assert "LFADS_gen_GenGRU_Gates_h_2_ru_W:0" in f
-    print("   ok: model_params with %d variables" % len(f))
-PY
+stem_of() {  # the last --data_filename_stem=... among the arguments
+    local a stem=""
+    for a in "$@"; do [[ "$a" == --data_filename_stem=* ]] && stem="${a#*=}"; done
+    echo "$stem"
 }
 
-# Examples 1 and 7 share a folder, as do 2 and 3, and the evaluations use example 3's
-# model; the two lanes keep each of those orders.
+# Examples 1 and 7 share a folder, as do 2 and 3; the two lanes keep each of those orders.
 lane1() { example1; example7; example4; example5; }
-lane2() { example2; example3; evaluations; example6; }
+lane2() { example2; example3; example6; }
 if [[ "${JOBS:-1}" == 2 ]]; then
     LOG_DIR="$(mktemp -d)"
     trap 'rm -rf "$LOG_DIR"' EXIT

@@ -10,7 +10,6 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import conftest
 import lfads_testdata as td
@@ -97,8 +96,8 @@ def test_one_posterior_file_per_session_and_split(model):
 
 def test_push_mean_of_each_session_is_that_session_alone(model):
     """Each file equals the model run eagerly on that session's data only."""
-    bundle, hps_names = model["push_bundle"], NAMES
-    for name in hps_names:
+    bundle = model["push_bundle"]
+    for name in NAMES:
         d = model["data"][name]
         for split in ("train", "valid"):
             out = read(model["save_dir"], "model_runs_%s_%s_posterior_push_mean"
@@ -200,4 +199,3 @@ def test_one_trace_for_all_sessions_and_no_retracing_warning(tmp_path, capfd,
         assert fn.experimental_get_tracing_count() == 1
     err = capfd.readouterr().err
     assert "retracing" not in err, err[-2000:]
-    assert tf.executing_eagerly()

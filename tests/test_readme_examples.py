@@ -1,4 +1,6 @@
-"""Issue 5: every command of the original README runs (tiny data, tiny models, 1 epoch)."""
+"""Issue 5: every command of the original README runs (tiny data, tiny models, 1 epoch).
+
+Issue 17: the evaluation commands run on every example, multi-session included."""
 import os
 import subprocess
 import time
@@ -12,7 +14,7 @@ SMALL_MODEL = ("--batch_size=16 --ic_dim=4 --gen_dim=16 --ic_enc_dim=8 --ci_enc_
 def test_run_readme_examples(tmp_path):
     env = dict(os.environ, DATA_DIR=str(tmp_path / "data") + "/",
                SAVE_ROOT=str(tmp_path / "runs"), SYNTH_EXTRA_FLAGS="--C=20 --nreplications=10",
-               EXTRA_FLAGS=SMALL_MODEL, PS_EXTRA_FLAGS="--batch_size=16", JOBS="2")
+               EXTRA_FLAGS=SMALL_MODEL, PS_EXTRA_FLAGS="--batch_size=4", JOBS="2")
     os.makedirs(env["SAVE_ROOT"])
     start = time.time()
     proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "run_readme_examples.sh"),
@@ -29,7 +31,17 @@ def test_run_readme_examples(tmp_path):
                  "lfads_chaotic_rnn_multisession", "lfads_itb_rnn",
                  "lfads_chaotic_rnns_labeled"):
         assert (runs / name / "fitlog.csv").exists(), name
-    # five sessions, each with its own read-in
-    with open(runs / "lfads_chaotic_rnn_multisession" / "hyperparameters-0.txt") as f:
+        # the README's three evaluation commands ran on every example
+        files = os.listdir(runs / name)
+        for fname in ("model_params", "model_runs_prior_sample"):
+            assert fname in files, (name, fname)
+        assert sum(f.endswith("_posterior_sample_and_average") for f in files) >= 2, name
+    # five sessions, each with its own read-in, and each with its own output files
+    multi = runs / "lfads_chaotic_rnn_multisession"
+    with open(multi / "hyperparameters-0.txt") as f:
         assert "dataset_N100_S20_n5" in f.read()
+    for kind in ("posterior_sample_and_average", "posterior_push_mean"):
+        written = sorted(f for f in os.listdir(multi) if f.endswith("_" + kind))
+        assert written == sorted("model_runs_dataset_N100_S20_n%d_%s_%s" % (i, split, kind)
+                                 for i in range(1, 6) for split in ("train", "valid"))
     print("README examples ran in %.0f s" % (time.time() - start))
