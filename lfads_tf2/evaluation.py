@@ -115,7 +115,7 @@ def posterior_kind(bundle, hps, datasets, kind):
                     print("Running %s %s trials %d-%d of %d." % (name, split, sl.start,
                                                                    sl.stop - 1, E))
                     res = steps.call_step(fn, hps, name, data[sl],
-                                             None if ext is None else ext[sl])
+                                          None if ext is None else ext[sl])
                     res = {k: v.numpy() for k, v in res.items()}
                     res["train_steps"] = np.full(sl.stop - sl.start, step)
                     yield res
@@ -188,9 +188,10 @@ def run_kind(hps, datasets):
     """Builds the model, restores --checkpoint_pb_load_name and runs hps.kind."""
     bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
     path = checkpoints.restore(bundle, hps, hps.lfads_save_dir, hps.checkpoint_pb_load_name,
-                            required=True)
+                               required=True)
     print("Restored %s (step %d)." % (path, int(bundle.state.global_step.numpy())))
-    checkpoints.write_hps_file(hps, hps.lfads_save_dir, checkpoints.step_of_checkpoint(path))
+    checkpoints.write_hps_file(hps, hps.lfads_save_dir,
+                               checkpoints.step_of_checkpoint(path))
     if hps.kind in ("posterior_sample_and_average", "posterior_push_mean"):
         posterior_kind(bundle, hps, datasets, hps.kind)
     elif hps.kind == "prior_sample":

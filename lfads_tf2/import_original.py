@@ -198,8 +198,9 @@ def import_model(src, out, hps_path=None):
     hps["lfads_save_dir"] = out
     hps["kind"] = "train"
     step = int(bundle.state.global_step.numpy())
-    saver = checkpoints.CheckpointSaver(bundle.checkpoint, out, hps["checkpoint_name"] + ".ckpt",
-                                     checkpoints.CHECKPOINT_STATE, hps["max_ckpt_to_keep"])
+    saver = checkpoints.CheckpointSaver(bundle.checkpoint, out,
+                                        hps["checkpoint_name"] + ".ckpt",
+                                        checkpoints.CHECKPOINT_STATE, hps["max_ckpt_to_keep"])
     path = saver.save(step)
     checkpoints.write_hps_file(hps, out, step)
     print("Imported %d variables from %s into %s (step %d)." % (n, desc, path, step))

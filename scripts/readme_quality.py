@@ -86,8 +86,8 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
     when it exists, else the newest regular one (`checkpoint`)."""
     from lfads_tf2 import checkpoints
     if which == "auto":
-        which = checkpoints.CHECKPOINT_STATE_LVE \
-            if checkpoints.read_checkpoint_state(save_dir, checkpoints.CHECKPOINT_STATE_LVE) \
+        lve = checkpoints.CHECKPOINT_STATE_LVE
+        which = lve if checkpoints.read_checkpoint_state(save_dir, lve) \
             else checkpoints.CHECKPOINT_STATE
     # the same test as run_lfads's restore, made here so the error is not lost in the log
     if not checkpoints.read_checkpoint_state(save_dir, which):

@@ -452,7 +452,8 @@ def damage_base(tmp_path_factory):
     other.state.arch_json.assign(tf.train.load_checkpoint(
         os.path.join(base, "lfads_vae.ckpt-6")).get_tensor(ARCH_KEY))
     other.checkpoint.write(str(root / "other_model" / "ckpt"))
-    assert [os.path.basename(p) for p in checkpoints.read_checkpoint_state(base, "checkpoint")] \
+    listed = checkpoints.read_checkpoint_state(base, "checkpoint")
+    assert [os.path.basename(p) for p in listed] \
         == ["lfads_vae.ckpt-2", "lfads_vae.ckpt-4", "lfads_vae.ckpt-6"]
     assert checkpoints.read_checkpoint_state(base, "checkpoint_lve")
     return {"root": root, "base": base, "other": str(root / "other_model" / "ckpt"),
@@ -766,10 +767,10 @@ def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
     for name in ("regular", "both"):
         save_dir = str(roots[name] / "no_inputs")
         checkpoints.write_checkpoint_state(save_dir, checkpoints.CHECKPOINT_STATE,
-                                        [os.path.join(save_dir, "lfads_vae.ckpt-25")])
+                                           [os.path.join(save_dir, "lfads_vae.ckpt-25")])
     save_dir = str(roots["both"] / "no_inputs")
     checkpoints.write_checkpoint_state(save_dir, checkpoints.CHECKPOINT_STATE_LVE,
-                                    [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
+                                       [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
     empty = str(tmp_path / "no_data")
     cases = [  # (root, extra flags, the line that says what happened)
         ("both", ["--seed=2"], "no 'checkpoint' state file in %s: nothing to evaluate"

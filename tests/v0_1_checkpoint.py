@@ -69,7 +69,7 @@ def posterior_means(save_dir):
     for name in hps.dataset_names:
         d = datasets[name]
         res = steps.call_step(fn, hps, name, d["valid_data"].astype(np.float32),
-                                 d["valid_ext_input"].astype(np.float32))
+                              d["valid_ext_input"].astype(np.float32))
         for key in ("factors", "output_dist_params"):
             out[name + "/" + key] = res[key].numpy()
     return out
