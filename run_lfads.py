@@ -448,8 +448,10 @@ def run(hps, allow_gpu_growth=False, intra_op_threads=-1, inter_op_threads=0):
     import tensorflow as tf
     with tf.device(device):
         if hps.kind == "train":
-            from lfads_tf2 import training
-            return training.train(hps, datasets)
+            from lfads_tf2 import evaluation, training
+            # The example figure is evaluation's (posterior samples); the loop only
+            # calls it, so training does not import evaluation.
+            return training.train(hps, datasets, make_plotter=evaluation.ExamplePlotter)
         from lfads_tf2 import evaluation
         return evaluation.run_kind(hps, datasets)
 

@@ -14,7 +14,7 @@ layers (Linear, EncoderGRU, GenGRU) and the priors kept their attribute names, s
 only the top of the tree needs mirroring. The layout is told by a key only v0.1
 files have, never by trying one layout and catching the failure.
 
-New layouts: add a detector and a view here; training.restore needs no change.
+New layouts: add a detector and a view here; checkpoints.restore needs no change.
 """
 import tensorflow as tf
 

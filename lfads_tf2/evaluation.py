@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from lfads_tf2 import training
+from lfads_tf2 import checkpoints, steps, training
 import utils
 from utils import LfadsError
 
@@ -36,7 +36,7 @@ def make_posterior_fn(bundle, hps, mode, num_samples):
     """Compiled: trials [k,T,D] -> per-trial results averaged over num_samples draws.
 
     Called as fn(dataset index, data[, ext]), one trace for every dataset (see
-    training._compile). The encoders run once per trial; every trial is then
+    steps.compile_step). The encoders run once per trial; every trial is then
     repeated num_samples times and g0 and u_t are sampled for all rows at once
     (mode 'posterior_sample'), or taken at their means (mode 'posterior_mean',
     num_samples = 1).
@@ -72,7 +72,7 @@ def make_posterior_fn(bundle, hps, mode, num_samples):
             res["controller_outputs"] = avg(out.co_bxtxu)
         return res
 
-    return training._compile(posterior_fn, hps)
+    return steps.compile_step(posterior_fn, hps)
 
 
 def _write_streaming(path, n_trials, chunks):
@@ -114,8 +114,8 @@ def posterior_kind(bundle, hps, datasets, kind):
                     sl = slice(start, min(start + trials_per_chunk, E))
                     print("Running %s %s trials %d-%d of %d." % (name, split, sl.start,
                                                                    sl.stop - 1, E))
-                    res = training.call_step(fn, hps, name, data[sl],
-                                             None if ext is None else ext[sl])
+                    res = steps.call_step(fn, hps, name, data[sl],
+                                          None if ext is None else ext[sl])
                     res = {k: v.numpy() for k, v in res.items()}
                     res["train_steps"] = np.full(sl.stop - sl.start, step)
                     yield res
@@ -186,11 +186,12 @@ def write_model_params_kind(bundle, hps):
 
 def run_kind(hps, datasets):
     """Builds the model, restores --checkpoint_pb_load_name and runs hps.kind."""
-    bundle = training.build(hps, training.datasets_info(datasets))
-    path = training.restore(bundle, hps, hps.lfads_save_dir, hps.checkpoint_pb_load_name,
-                            required=True)
+    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    path = checkpoints.restore(bundle, hps, hps.lfads_save_dir, hps.checkpoint_pb_load_name,
+                               required=True)
     print("Restored %s (step %d)." % (path, int(bundle.state.global_step.numpy())))
-    training.write_hps_file(hps, hps.lfads_save_dir, training.step_of_checkpoint(path))
+    checkpoints.write_hps_file(hps, hps.lfads_save_dir,
+                               checkpoints.step_of_checkpoint(path))
     if hps.kind in ("posterior_sample_and_average", "posterior_push_mean"):
         posterior_kind(bundle, hps, datasets, hps.kind)
     elif hps.kind == "prior_sample":
@@ -219,7 +220,7 @@ class ExamplePlotter:
         ext = None
         if self.hps.ext_input_dim > 0:
             ext = np.asarray(d[split + "_ext_input"][trial:trial + 1], np.float32)
-        res = training.call_step(self.fn, self.hps, name, data, ext)
+        res = steps.call_step(self.fn, self.hps, name, data, ext)
         params = res["output_dist_params"].numpy()[0]
         D = data.shape[2]
         ex = {"data_txd": data[0], "rates_txd": params[:, :D],

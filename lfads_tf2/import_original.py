@@ -84,8 +84,8 @@ def read_source(src, hps_path=None):
         raise ImportProblem("%s: no such folder or file" % src)
     import tensorflow as tf
     if os.path.isdir(src):
-        from lfads_tf2 import training
-        paths = training.read_checkpoint_state(src, "checkpoint")
+        from lfads_tf2 import checkpoints
+        paths = checkpoints.read_checkpoint_state(src, "checkpoint")
         if not paths:
             raise ImportProblem("%s: checkpoint: no checkpoint state file in this folder"
                                % src)
@@ -98,7 +98,7 @@ def read_source(src, hps_path=None):
         values = {name: reader.get_tensor(name)
                   for name in reader.get_variable_to_shape_map()
                   if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
-        step = training.step_of_checkpoint(ckpt)
+        step = checkpoints.step_of_checkpoint(ckpt)
         if hps_path is None:
             candidates = [os.path.join(src, "hyperparameters-%d.txt" % step)]
             candidates += sorted(glob.glob(os.path.join(src, "hyperparameters-*.txt")),
@@ -131,7 +131,7 @@ def read_source(src, hps_path=None):
 
 def build_target(hps, values):
     """Our bundle for hps; read-ins exist iff the source has them."""
-    from lfads_tf2 import training
+    from lfads_tf2 import checkpoints
     info = {}
     for name in hps["dataset_names"]:
         D = int(hps["dataset_dims"][name])
@@ -142,7 +142,7 @@ def build_target(hps, values):
                       if has_readin else None,
                       "alignment_bias_c": None}
     hps["seed"] = 0  # deterministic construction; weights are overwritten anyway
-    bundle = training.build(hps, info)
+    bundle = checkpoints.build(hps, info)
     hps["seed"] = None
     return bundle
 
@@ -188,20 +188,21 @@ def match(values, bundle, src):
 def import_model(src, out, hps_path=None):
     """Does the import; returns the path of the checkpoint written."""
     values, hps, step, desc = read_source(src, hps_path)
-    from lfads_tf2 import training  # (after read_source: a bad SRC is reported without importing TensorFlow)
+    from lfads_tf2 import checkpoints  # (after read_source: a bad SRC is reported without importing TensorFlow)
     bundle = build_target(hps, values)
     n, notes = match(values, bundle, desc)
     for note in notes:
         print("note: " + note)
-    bundle.state.arch_json.assign(training.architecture_json(hps))
+    bundle.state.arch_json.assign(checkpoints.architecture_json(hps))
     os.makedirs(out, exist_ok=True)
     hps["lfads_save_dir"] = out
     hps["kind"] = "train"
     step = int(bundle.state.global_step.numpy())
-    saver = training.CheckpointSaver(bundle.checkpoint, out, hps["checkpoint_name"] + ".ckpt",
-                                     training.CHECKPOINT_STATE, hps["max_ckpt_to_keep"])
+    saver = checkpoints.CheckpointSaver(bundle.checkpoint, out,
+                                        hps["checkpoint_name"] + ".ckpt",
+                                        checkpoints.CHECKPOINT_STATE, hps["max_ckpt_to_keep"])
     path = saver.save(step)
-    training.write_hps_file(hps, out, step)
+    checkpoints.write_hps_file(hps, out, step)
     print("Imported %d variables from %s into %s (step %d)." % (n, desc, path, step))
     return path
 

@@ -33,7 +33,7 @@ def run_child(n_trials, samples):
     import benchmark_train
     from lfads_tf2 import evaluation
     import run_lfads
-    from lfads_tf2 import training
+    from lfads_tf2 import checkpoints
     run_lfads_mod = __import__("run_lfads")
     run_lfads_mod.configure_threads(0, 0)
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")
@@ -46,7 +46,7 @@ def run_child(n_trials, samples):
     datasets = {"bench": {"train_data": data, "valid_data": data[:1], "data_dim": D,
                           "num_steps": T}}
     run_lfads.add_derived_hps(hps, datasets)
-    bundle = training.build(hps, training.datasets_info(datasets))
+    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
     # one warm-up chunk so that tracing is not timed
     warm = dict(datasets["bench"], train_data=data[:2])
     with contextlib.redirect_stdout(io.StringIO()):

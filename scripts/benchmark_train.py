@@ -58,12 +58,12 @@ def lfads_step(cfg):
     import run_lfads
     # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
     run_lfads.configure_threads(1, 0)
-    from lfads_tf2 import training
+    from lfads_tf2 import checkpoints, steps
     hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
     datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
     run_lfads.add_derived_hps(hps, datasets)
-    bundle = training.build(hps, {"bench": {"data_dim": cfg["D"]}})
-    step = training.make_train_step(bundle, hps)
+    bundle = checkpoints.build(hps, {"bench": {"data_dim": cfg["D"]}})
+    step = steps.make_train_step(bundle, hps)
     rs = np.random.RandomState(0)
     data = rs.poisson(0.3, size=(hps.batch_size, cfg["T"], cfg["D"])).astype(np.float32)
     return step, (0, data), hps

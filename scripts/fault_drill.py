@@ -55,8 +55,8 @@ def final_state(save_dir):
     """{checkpoint key: value} of the newest regular checkpoint, and the fitlog text."""
     import utils
     tf = utils.quiet_tensorflow_import()
-    from lfads_tf2 import training
-    path = training.read_checkpoint_state(save_dir, "checkpoint")[-1]
+    from lfads_tf2 import checkpoints
+    path = checkpoints.read_checkpoint_state(save_dir, "checkpoint")[-1]
     reader = tf.train.load_checkpoint(path)
     values = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
               if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
@@ -70,8 +70,8 @@ def damage_newest(save_dir):
     """
     import utils
     utils.quiet_tensorflow_import()
-    from lfads_tf2 import training
-    paths = training.read_checkpoint_state(save_dir, "checkpoint")
+    from lfads_tf2 import checkpoints
+    paths = checkpoints.read_checkpoint_state(save_dir, "checkpoint")
     if len(paths) < 2:
         return None
     data = paths[-1] + ".data-00000-of-00001"

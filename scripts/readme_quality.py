@@ -84,13 +84,13 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
     """The state file whose newest checkpoint is scored: `which`, or for "auto" the
     lowest-validation one (`checkpoint_lve`, written once the KL/L2 ramps are done)
     when it exists, else the newest regular one (`checkpoint`)."""
-    from lfads_tf2 import training
+    from lfads_tf2 import checkpoints
     if which == "auto":
-        which = training.CHECKPOINT_STATE_LVE \
-            if training.read_checkpoint_state(save_dir, training.CHECKPOINT_STATE_LVE) \
-            else training.CHECKPOINT_STATE
+        lve = checkpoints.CHECKPOINT_STATE_LVE
+        which = lve if checkpoints.read_checkpoint_state(save_dir, lve) \
+            else checkpoints.CHECKPOINT_STATE
     # the same test as run_lfads's restore, made here so the error is not lost in the log
-    if not training.read_checkpoint_state(save_dir, which):
+    if not checkpoints.read_checkpoint_state(save_dir, which):
         raise SystemExit("readme_quality: no '%s' state file in %s: nothing to evaluate"
                          % (which, save_dir))
     return which

@@ -73,7 +73,7 @@ def test_push_mean_reproduces_original(imported):
 
 
 def test_continue_training_imported_model(imported, tmp_path):
-    from lfads_tf2 import training
+    from lfads_tf2 import checkpoints
     work = str(tmp_path / "continued")
     shutil.copytree(imported, work)
     bundle = _run(["--kind=train", "--lfads_save_dir=" + work, "--max_epochs=2",
@@ -83,5 +83,5 @@ def test_continue_training_imported_model(imported, tmp_path):
     assert int(bundle.state.global_step.numpy()) == 93 + 2 * 3
     lines = open(os.path.join(work, "fitlog.csv")).read().strip().splitlines()
     assert len(lines) == 2
-    paths = training.read_checkpoint_state(work, "checkpoint")
+    paths = checkpoints.read_checkpoint_state(work, "checkpoint")
     assert paths[-1].endswith("lfads_vae.ckpt-99")

@@ -9,7 +9,7 @@ import lfads_testdata as td
 
 from lfads_tf2 import evaluation
 import run_lfads
-from lfads_tf2 import training
+from lfads_tf2 import checkpoints
 import utils
 
 E_TRAIN, E_VALID, T, D = 160, 48, 25, 15
@@ -222,7 +222,7 @@ def test_write_model_params_equals_trained_variables(model):
     assert "LFADS_beta1_power:0" in out and "LFADS_learning_rate:0" in out
     assert int(bundle.state.global_step.numpy()) == td.MAIN_EPOCHS * 10
     # every value is a tensor of the checkpoint itself (not only of the model object)
-    latest = training.read_checkpoint_state(model["save_dir"], "checkpoint")[-1]
+    latest = checkpoints.read_checkpoint_state(model["save_dir"], "checkpoint")[-1]
     in_ckpt = {(np.shape(v), np.asarray(v).tobytes())
                for v in td.checkpoint_values(latest).values()}
     for key, value in out.items():
@@ -236,8 +236,8 @@ def test_write_model_params_stem(model):
 
 
 def test_checkpoint_lve_is_loaded(model):
-    lve = training.read_checkpoint_state(model["save_dir"], "checkpoint_lve")[-1]
-    lve_step = training.step_of_checkpoint(lve)
+    lve = checkpoints.read_checkpoint_state(model["save_dir"], "checkpoint_lve")[-1]
+    lve_step = checkpoints.step_of_checkpoint(lve)
     td.run(model["flags"] + ["--kind=write_model_params",
                              "--checkpoint_pb_load_name=checkpoint_lve",
                              "--output_filename_stem=lve"])

@@ -14,7 +14,7 @@ import pytest
 import conftest
 import lfads_testdata as td
 
-from lfads_tf2 import training
+from lfads_tf2 import checkpoints, steps
 import utils
 
 T, Z, G, F, U, B = 20, 6, 24, 5, 1, 16   # num_steps, ic_dim, gen_dim, factors, co_dim, batch
@@ -166,7 +166,7 @@ def test_prior_sample_reads_out_through_each_session(model):
 
 def test_model_params_hold_every_sessions_read_in_and_read_out(model):
     out = read(model["save_dir"], "model_params")
-    latest = training.read_checkpoint_state(model["save_dir"], "checkpoint")[-1]
+    latest = checkpoints.read_checkpoint_state(model["save_dir"], "checkpoint")[-1]
     in_ckpt = {np.asarray(v).tobytes() for v in td.checkpoint_values(latest).values()}
     for name in NAMES:
         D = DIMS[name]
@@ -184,8 +184,8 @@ def test_one_trace_for_all_sessions_and_no_retracing_warning(tmp_path, capfd,
     """Five sessions: each compiled step is traced once, and TensorFlow does not warn."""
     made = []
     for maker in ("make_train_step", "make_eval_step"):
-        real = getattr(training, maker)
-        monkeypatch.setattr(training, maker,
+        real = getattr(steps, maker)
+        monkeypatch.setattr(steps, maker,
                             lambda *a, real=real: made.append(real(*a)) or made[-1])
     dims = {"a%d" % i: 6 + i for i in range(5)}
     data_dir = str(tmp_path / "data")

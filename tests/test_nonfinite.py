@@ -4,13 +4,13 @@ import pytest
 import tensorflow as tf
 
 import lfads_testdata as td
-from lfads_tf2 import training
+from lfads_tf2 import steps
 import utils
 
 
 def _flaky_steps(monkeypatch, bad_calls):
     """Makes the compiled training step report a non-finite step on the given calls."""
-    real = training.make_train_step
+    real = steps.make_train_step
     calls = {"n": 0}
 
     def make(bundle, hps):
@@ -28,7 +28,7 @@ def _flaky_steps(monkeypatch, bad_calls):
             return step(*args)
         return flaky
 
-    monkeypatch.setattr(training, "make_train_step", make)
+    monkeypatch.setattr(steps, "make_train_step", make)
     return calls
 
 

@@ -27,7 +27,7 @@ import lfads_testdata as td
 from conftest import ROOT
 
 from lfads_tf2 import evaluation
-from lfads_tf2 import training
+from lfads_tf2 import checkpoints, steps, training
 import utils
 
 FITLOG_TOKENS = ["epoch", None, "step", None, "total", None, None, "recon", None, None,
@@ -134,13 +134,13 @@ def test_train_writes_both_checkpoint_state_files(main):
     save_dir = main["save_dir"]
     for state in ("checkpoint", "checkpoint_lve"):
         assert os.path.isfile(os.path.join(save_dir, state))
-        paths = training.read_checkpoint_state(save_dir, state)
+        paths = checkpoints.read_checkpoint_state(save_dir, state)
         assert paths
         for p in paths:
             assert os.path.exists(p + ".index"), p
-    latest = training.read_checkpoint_state(save_dir, "checkpoint")[-1]
+    latest = checkpoints.read_checkpoint_state(save_dir, "checkpoint")[-1]
     assert latest.endswith("lfads_vae.ckpt-%d" % (td.MAIN_EPOCHS * 10))
-    lve = training.read_checkpoint_state(save_dir, "checkpoint_lve")[-1]
+    lve = checkpoints.read_checkpoint_state(save_dir, "checkpoint_lve")[-1]
     assert os.path.basename(lve).startswith("lfads_vae_lve.ckpt-")
 
 
@@ -150,9 +150,9 @@ def test_max_ckpt_to_keep_and_lve_honoured(main):
     save_dir = main["save_dir"]
     regular = glob.glob(os.path.join(save_dir, "lfads_vae.ckpt-*.index"))
     lve = glob.glob(os.path.join(save_dir, "lfads_vae_lve.ckpt-*.index"))
-    assert len(training.read_checkpoint_state(save_dir, "checkpoint")) == 3
+    assert len(checkpoints.read_checkpoint_state(save_dir, "checkpoint")) == 3
     assert len(regular) == 3
-    assert len(training.read_checkpoint_state(save_dir, "checkpoint_lve")) == 2
+    assert len(checkpoints.read_checkpoint_state(save_dir, "checkpoint_lve")) == 2
     assert len(lve) == 2
     # enough LVE checkpoints were written for the limit to matter: count the
     # improvements of the validation total once both ramps are at 1 (fitlog values
@@ -281,8 +281,8 @@ def test_resume_with_seed_matches_uninterrupted_run_bit_for_bit(resumed):
     assert_same_arrays(all_state(resumed["resumed"]), all_state(resumed["whole"]),
                        "final state")
     for state in ("checkpoint", "checkpoint_lve"):
-        a = training.read_checkpoint_state(str(root / "split"), state)
-        b = training.read_checkpoint_state(str(root / "whole"), state)
+        a = checkpoints.read_checkpoint_state(str(root / "split"), state)
+        b = checkpoints.read_checkpoint_state(str(root / "whole"), state)
         assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b]
         if a:
             assert_same_arrays(td.checkpoint_values(a[-1]), td.checkpoint_values(b[-1]),
@@ -328,7 +328,7 @@ def test_sigterm_stops_cleanly(tmp_path):
     assert "Stopped by signal %d." % signal.SIGTERM in log.read_text()
     assert not (save_dir / "lfads.lock").exists()
     assert not [f for f in os.listdir(save_dir) if f.endswith(".tmp")]
-    latest = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
+    latest = checkpoints.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
     assert _epoch_in_checkpoint(latest) >= 1
 
 
@@ -365,7 +365,7 @@ def test_sigkill_then_restart_resumes(tmp_path, capsys):
     proc, save_dir, flags, _ = _train_then_signal(tmp_path, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
 
-    latest = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
+    latest = checkpoints.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
     epoch = _epoch_in_checkpoint(latest)  # the checkpoint loads
     assert epoch >= 1
     capsys.readouterr()
@@ -381,7 +381,7 @@ def test_sigkill_then_restart_resumes(tmp_path, capsys):
     # is run again after the restart and its first line dropped
     assert epochs == list(range(epoch + 2))
     assert not (save_dir / "lfads.lock").exists()
-    final = training.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
+    final = checkpoints.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
     assert _epoch_in_checkpoint(final) == epoch + 2
 
 
@@ -452,9 +452,10 @@ def damage_base(tmp_path_factory):
     other.state.arch_json.assign(tf.train.load_checkpoint(
         os.path.join(base, "lfads_vae.ckpt-6")).get_tensor(ARCH_KEY))
     other.checkpoint.write(str(root / "other_model" / "ckpt"))
-    assert [os.path.basename(p) for p in training.read_checkpoint_state(base, "checkpoint")] \
+    listed = checkpoints.read_checkpoint_state(base, "checkpoint")
+    assert [os.path.basename(p) for p in listed] \
         == ["lfads_vae.ckpt-2", "lfads_vae.ckpt-4", "lfads_vae.ckpt-6"]
-    assert training.read_checkpoint_state(base, "checkpoint_lve")
+    assert checkpoints.read_checkpoint_state(base, "checkpoint_lve")
     return {"root": root, "base": base, "other": str(root / "other_model" / "ckpt"),
             "flags": [f for f in flags if not f.startswith("--lfads_save_dir=")]}
 
@@ -500,7 +501,7 @@ def _damage(base, save_dir, case, other):
 
 def _checkpoint_equals_model(bundle, path):
     saved = td.checkpoint_values(path)
-    variables = training.checkpoint_keys(bundle.checkpoint)
+    variables = checkpoints.checkpoint_keys(bundle.checkpoint)
     assert len(variables) == len(saved) > 50
     for key, var in variables.items():
         np.testing.assert_array_equal(var.numpy(), saved[key], err_msg=key)
@@ -537,14 +538,14 @@ def test_training_resumes_from_the_newest_readable_checkpoint(damage_base, tmp_p
     if not replay:
         _checkpoint_equals_model(bundle, older)
         assert td.fitlog_lines(str(save)) == td.fitlog_lines(base)[:2]
-        assert training.read_checkpoint_state(str(save), "checkpoint") == [
+        assert checkpoints.read_checkpoint_state(str(save), "checkpoint") == [
             os.path.join(str(save), "lfads_vae.ckpt-%d" % s) for s in (2, 4)]
         return
     assert "Epoch:2, step:6" in out and "Epoch:1," not in out
     assert td.fitlog_lines(str(save)) == td.fitlog_lines(base)
     for state in ("checkpoint", "checkpoint_lve"):
-        got = training.read_checkpoint_state(str(save), state)
-        want = training.read_checkpoint_state(base, state)
+        got = checkpoints.read_checkpoint_state(str(save), state)
+        want = checkpoints.read_checkpoint_state(base, state)
         assert [os.path.basename(p) for p in got] == [os.path.basename(p) for p in want]
     assert_same_arrays(td.checkpoint_values(os.path.join(str(save), "lfads_vae.ckpt-6")),
                        td.checkpoint_values(os.path.join(base, "lfads_vae.ckpt-6")), case)
@@ -591,7 +592,7 @@ def test_evaluation_of_a_damaged_checkpoint_is_a_one_line_error(damage_base, tmp
     extra = []
     if case == "truncated_lve":
         _damage(damage_base, save, "truncated_data", damage_base["other"])
-        lve = training.read_checkpoint_state(str(save), "checkpoint_lve")[-1]
+        lve = checkpoints.read_checkpoint_state(str(save), "checkpoint_lve")[-1]
         _truncate(lve + ".data-00000-of-00001")
         extra, named, reason = ["--checkpoint_pb_load_name=checkpoint_lve"], lve, "truncated"
     elif case == "truncated_by_name":
@@ -653,7 +654,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
     data = td.write_dataset(tmp_path / "data", seed=7, n_train=32, n_valid=16)
     train_bxtxd = np.asarray(data["train_data"])
     jitter_calls, fed = [], []
-    real_jitter, real_call_step = training.jitter_spikes, training.call_step
+    real_jitter, real_call_step = training.jitter_spikes, steps.call_step
 
     def spy_jitter(counts_bxtxd, width, rs):
         jitter_calls.append(width)
@@ -664,7 +665,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
         return real_call_step(step, hps, name, batch, *rest)
 
     monkeypatch.setattr(training, "jitter_spikes", spy_jitter)
-    monkeypatch.setattr(training, "call_step", spy_call_step)
+    monkeypatch.setattr(steps, "call_step", spy_call_step)
     bundle = td.run(fast_flags(tmp_path / "data", tmp_path / "save")
                     + ["--seed=1", "--max_epochs=2", "--temporal_spike_jitter_width=2"])
     assert int(bundle.state.global_step.numpy()) == 4
@@ -765,11 +766,11 @@ def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
     roots = {name: tmp_path / name for name in ("regular", "both")}
     for name in ("regular", "both"):
         save_dir = str(roots[name] / "no_inputs")
-        training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE,
-                                        [os.path.join(save_dir, "lfads_vae.ckpt-25")])
+        checkpoints.write_checkpoint_state(save_dir, checkpoints.CHECKPOINT_STATE,
+                                           [os.path.join(save_dir, "lfads_vae.ckpt-25")])
     save_dir = str(roots["both"] / "no_inputs")
-    training.write_checkpoint_state(save_dir, training.CHECKPOINT_STATE_LVE,
-                                    [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
+    checkpoints.write_checkpoint_state(save_dir, checkpoints.CHECKPOINT_STATE_LVE,
+                                       [os.path.join(save_dir, "lfads_vae_lve.ckpt-25")])
     empty = str(tmp_path / "no_data")
     cases = [  # (root, extra flags, the line that says what happened)
         ("both", ["--seed=2"], "no 'checkpoint' state file in %s: nothing to evaluate"

@@ -9,7 +9,7 @@ It keeps, under tests/data/v0_1/:
   save/       the checkpoint after one epoch of `run_lfads.py --kind=train`
               (both state files, the hyperparameters file);
   expected.npz  posterior-mean factors and rates of the valid split of each dataset,
-              from the checkpoint restored by training.restore and run through
+              from the checkpoint restored by checkpoints.restore and run through
               evaluation.make_posterior_fn (what --kind=posterior_push_mean computes;
               the kind itself fails for several datasets in v0.1: split_arrays is given
               one dataset but looks up all of them).
@@ -55,21 +55,21 @@ def posterior_means(save_dir):
     checkpoint in save_dir, at the posterior means (g0 and u_t)."""
     from lfads_tf2 import evaluation
     import run_lfads
-    from lfads_tf2 import training
+    from lfads_tf2 import checkpoints, steps
     hps = run_lfads.hps_from_argv(FLAGS + ["--lfads_save_dir=" + save_dir,
                                            "--kind=posterior_push_mean"])
     datasets, _ = utils.load_datasets(hps.data_dir, hps.data_filename_stem,
                                       hps.output_dist, ext_input_dim=hps.ext_input_dim,
                                       factors_dim=hps.factors_dim, kind=hps.kind)
     run_lfads.add_derived_hps(hps, datasets)
-    bundle = training.build(hps, training.datasets_info(datasets))
-    training.restore(bundle, hps, save_dir, None, required=True)
+    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    checkpoints.restore(bundle, hps, save_dir, None, required=True)
     out = {}
     fn = evaluation.make_posterior_fn(bundle, hps, "posterior_mean", 1)
     for name in hps.dataset_names:
         d = datasets[name]
-        res = training.call_step(fn, hps, name, d["valid_data"].astype(np.float32),
-                                 d["valid_ext_input"].astype(np.float32))
+        res = steps.call_step(fn, hps, name, d["valid_data"].astype(np.float32),
+                              d["valid_ext_input"].astype(np.float32))
         for key in ("factors", "output_dist_params"):
             out[name + "/" + key] = res[key].numpy()
     return out

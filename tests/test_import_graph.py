@@ -1,0 +1,192 @@
+"""The project's modules import one another without cycles, and use no private names.
+
+Read with `ast` (nothing is imported), so the check also sees imports inside
+functions, which Python resolves only when they run: a cycle there works until the
+day someone moves the import to the top. A module that reaches into another's
+`_private` name ties the two together as tightly, so that is refused as well.
+"""
+import ast
+import glob
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOP_LEVEL = ("run_lfads.py", "lfads.py", "distributions.py", "utils.py")
+PACKAGES = ("lfads_tf2", "synth_data")
+# Not a package, but its scripts must keep to the public names too.
+SCRIPTS = "scripts"
+
+
+def project_modules(root):
+    """{dotted module name: file path} of every project module (and script) under root."""
+    modules = {}
+    for name in TOP_LEVEL:
+        if os.path.exists(os.path.join(root, name)):
+            modules[name[:-3]] = os.path.join(root, name)
+    for package in PACKAGES:
+        for path in sorted(glob.glob(os.path.join(root, package, "*.py"))):
+            stem = os.path.basename(path)[:-3]
+            modules[package if stem == "__init__" else package + "." + stem] = path
+    for path in sorted(glob.glob(os.path.join(root, SCRIPTS, "*.py"))):
+        modules[SCRIPTS + "." + os.path.basename(path)[:-3]] = path
+    return modules
+
+
+def _resolve(dotted, modules):
+    """The longest prefix of a dotted name that is a project module, or None."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        name = ".".join(parts[:n])
+        if name in modules:
+            return name
+    return None
+
+
+def read_imports(module, tree, modules):
+    """Every import statement of the tree, at any depth, as three lists:
+    edges [(project module imported, line)], aliases {local name: project module},
+    private [(name, module, line)] for `from module import _name`.
+
+    `from P import x` imports P.x when that is a module, else P; a relative import is
+    resolved against the module's package.
+    """
+    package = module if module in PACKAGES else module.rpartition(".")[0]
+    edges, aliases, private = [], {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = _resolve(alias.name, modules)
+                if target is None:
+                    continue
+                edges.append((target, node.lineno))
+                if alias.asname:  # `import a.b as c` binds c to a.b
+                    aliases[alias.asname] = target
+                else:  # `import a.b` binds a
+                    top = alias.name.split(".")[0]
+                    if top in modules:
+                        aliases[top] = top
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = parts[:len(parts) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            owner = _resolve(base, modules) if base else None
+            for alias in node.names:
+                full = base + "." + alias.name if base else alias.name
+                if full in modules:
+                    edges.append((full, node.lineno))
+                    aliases[alias.asname or alias.name] = full
+                elif owner is not None:
+                    edges.append((owner, node.lineno))
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        private.append((alias.name, owner, node.lineno))
+    return edges, aliases, private
+
+
+def import_graph(root):
+    """({module: {imported module: first line}}, [private-name uses as text])."""
+    modules = project_modules(root)
+    graph, private = {}, []
+    for module, path in modules.items():
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        edges, aliases, private_imports = read_imports(module, tree, modules)
+        graph[module] = {}
+        for target, line in edges:
+            if target != module:
+                graph[module].setdefault(target, line)
+        private += ["%s:%d imports %s from %s" % (path, line, name, owner)
+                    for name, owner, line in private_imports if owner != module]
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__")):
+                owner = _dotted(node.value, aliases, modules)
+                if owner is not None and owner != module:
+                    private.append("%s:%d uses %s.%s" % (path, node.lineno, owner,
+                                                         node.attr))
+    return graph, private
+
+
+def _dotted(node, aliases, modules):
+    """The project module an expression like `training` or `lfads_tf2.training` names."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id)
+    if isinstance(node, ast.Attribute):
+        parent = _dotted(node.value, aliases, modules)
+        if parent is not None and parent + "." + node.attr in modules:
+            return parent + "." + node.attr
+    return None
+
+
+def find_cycle(graph):
+    """One import cycle as [a, b, ..., a], or None."""
+    state = {}  # module -> "open" while on the DFS path, "done" after
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph.get(module, {})):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target, path + [target])
+                if cycle:
+                    return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [module])
+            if cycle:
+                return cycle
+    return None
+
+
+def describe_cycle(graph, cycle):
+    return " -> ".join("%s (line %d)" % (a, graph[a][b])
+                       for a, b in zip(cycle, cycle[1:])) + " -> " + cycle[-1]
+
+
+def test_the_graph_sees_the_modules_and_imports_inside_functions():
+    graph, _ = import_graph(ROOT)
+    assert {"run_lfads", "lfads", "utils", "lfads_tf2.training",
+            "lfads_tf2.checkpoints", "lfads_tf2.steps"} <= set(graph)
+    # run_lfads imports the training loop inside main(), not at the top
+    assert "lfads_tf2.training" in graph["run_lfads"]
+    assert "lfads_tf2.checkpoints" in graph["lfads_tf2.training"]
+
+
+def test_no_import_cycle():
+    graph, _ = import_graph(ROOT)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + describe_cycle(graph, cycle)
+
+
+def test_a_cycle_is_found_and_reported():
+    graph = {"a": {"b": 3}, "b": {"c": 7}, "c": {"a": 9}, "d": {"a": 1}}
+    cycle = find_cycle(graph)
+    assert cycle == ["a", "b", "c", "a"]
+    assert describe_cycle(graph, cycle) == "a (line 3) -> b (line 7) -> c (line 9) -> a"
+    assert find_cycle({"a": {"b": 1}, "b": {}, "c": {"a": 2, "b": 2}}) is None
+
+
+def test_no_module_uses_another_modules_private_names():
+    _, private = import_graph(ROOT)
+    assert private == [], "\n".join(private)
+
+
+def test_private_uses_are_found(tmp_path):
+    (tmp_path / "lfads_tf2").mkdir()
+    (tmp_path / "lfads_tf2" / "__init__.py").write_text("")
+    (tmp_path / "lfads_tf2" / "a.py").write_text("def _f():\n    pass\n")
+    (tmp_path / "utils.py").write_text(
+        "import lfads_tf2.a\n"
+        "def g():\n"
+        "    from lfads_tf2 import a as mod\n"
+        "    return mod._f(), lfads_tf2.a._f\n")
+    (tmp_path / "lfads.py").write_text("from lfads_tf2.a import _f\n")
+    graph, private = import_graph(str(tmp_path))
+    assert graph["utils"] == {"lfads_tf2.a": 1}
+    assert sorted(p.split(os.sep)[-1] for p in private) == [
+        "lfads.py:1 imports _f from lfads_tf2.a",
+        "utils.py:4 uses lfads_tf2.a._f", "utils.py:4 uses lfads_tf2.a._f"]
