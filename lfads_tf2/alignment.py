@@ -145,18 +145,11 @@ def align_files(paths, factors_dim, smooth_ms=20.0, ridge=0.1):
 def main(argv):
     paths = argv[1:]
     if not paths:
-        print("error: expected one or more session files (lfads_align --help shows the "
-              "usage)", file=sys.stderr)
-        return 2
+        raise cli.CommandError("expected one or more session files (lfads_align --help "
+                               "shows the usage)")
     if FLAGS.factors_dim is None or FLAGS.factors_dim < 1:
-        print("error: --factors_dim: required, a positive number of factors",
-              file=sys.stderr)
-        return 2
-    try:
-        align_files(paths, FLAGS.factors_dim, FLAGS.smooth_ms, FLAGS.ridge)
-    except utils.DataError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+        raise cli.CommandError("--factors_dim: required, a positive number of factors")
+    align_files(paths, FLAGS.factors_dim, FLAGS.smooth_ms, FLAGS.ridge)
     print("Wrote alignment_matrix_cxf [neurons, %d] and alignment_bias_c into %d file(s)"
           % (FLAGS.factors_dim, len(paths)))
     return 0
@@ -164,7 +157,8 @@ def main(argv):
 
 def console_main():
     """Entry point of the `lfads_align` console command."""
-    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__])
+    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
+            errors=(utils.DataError,))
 
 
 if __name__ == "__main__":

@@ -185,12 +185,40 @@ def make_flags_parser(description, groups, module=None):
     return parse
 
 
-def run(main, description, groups, module=None, argv=None):
+class CommandError(Exception):
+    """A problem a command reports as one line on stderr, with status 2."""
+
+
+_COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+def positional_args(argv, names, command):
+    """argv[1:] (what absl leaves after the flags), which must hold exactly the
+    arguments `names` (e.g. ["SRC", "OUT"]); else a CommandError naming them."""
+    args = argv[1:]
+    if len(args) != len(names):
+        raise CommandError("expected %s arguments, %s, got %d (%s --help shows the usage)"
+                           % (_COUNT_WORDS.get(len(names), len(names)), " and ".join(names),
+                              len(args), command))
+    return args
+
+
+def run(main, description, groups, module=None, argv=None, errors=()):
     """Runs `main` as absl's app.run does, with the help and flag errors above.
 
     description: text shown first by --help (what the command does, an example).
     groups: [(title, [flag name, ...]), ...], the order of the help.
     module: the module that defines the command's flags; any of them missing from
         `groups` are listed under "Other flags".
+    errors: exception classes that, like CommandError, end the command with one
+        line on stderr and status 2 (the problems of user input it reports).
     """
-    app.run(main, argv=argv, flags_parser=make_flags_parser(description, groups, module))
+    def main_with_one_line_errors(args):
+        try:
+            return main(args)
+        except (CommandError,) + tuple(errors) as e:
+            print("error: %s" % e, file=sys.stderr)
+            return 2
+
+    app.run(main_with_one_line_errors, argv=argv,
+            flags_parser=make_flags_parser(description, groups, module))

@@ -4,10 +4,10 @@ Both commands import this module, so each flag is defined once per process. `--s
 is also a flag of run_lfads; where both are loaded in one process (tests) the two
 definitions are one flag, an integer whose unset value means 0 here.
 """
-import sys
 
 from absl import flags
 
+from lfads_tf2 import cli
 from lfads_tf2 import recording
 
 FLAGS = flags.FLAGS
@@ -59,19 +59,10 @@ def options_from_flags(units="all"):
 def convert_main(argv, command, read, units="all"):
     """main of a converter: `command IN OUT`, read(IN) -> Recording, write OUT.
 
-    Returns the exit status: 0, or 2 after one line on stderr.
+    Returns the exit status 0; bad input raises cli.CommandError or utils.DataError
+    (one line, status 2: see cli.run).
     """
-    import utils
-    args = argv[1:]
-    if len(args) != 2:
-        print("error: expected two arguments, the input file and OUT_H5, got %d (%s --help "
-              "shows the usage)" % (len(args), command), file=sys.stderr)
-        return 2
-    try:
-        opts = options_from_flags(units)
-        rec = read(args[0])
-        recording.write(args[1], recording.to_lfads(rec, opts))
-    except utils.DataError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    src, out = cli.positional_args(argv, ["the input file", "OUT_H5"], command)
+    opts = options_from_flags(units)
+    recording.write(out, recording.to_lfads(read(src), opts))
     return 0

@@ -209,22 +209,15 @@ def import_model(src, out, hps_path=None):
 
 def main(argv):
     """SRC and OUT from the command line (after absl removed the flags)."""
-    args = argv[1:]
-    if len(args) != 2:
-        print("error: expected two arguments, SRC and OUT, got %d (lfads_import_original "
-              "--help shows the usage)" % len(args), file=sys.stderr)
-        return 2
-    try:
-        import_model(args[0], args[1], flags.FLAGS.hps)
-    except (ImportProblem, utils.DataError) as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    src, out = cli.positional_args(argv, ["SRC", "OUT"], "lfads_import_original")
+    import_model(src, out, flags.FLAGS.hps)
     return 0
 
 
 def console_main():
     """Entry point of the `lfads_import_original` console command."""
-    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__])
+    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
+            errors=(ImportProblem, utils.DataError))
 
 
 if __name__ == "__main__":

@@ -76,31 +76,23 @@ def merge_outputs(data_path, outputs):
 
 
 def main(argv):
-    args = argv[1:]
-    if len(args) != 2:
-        print("error: expected two arguments, DATA_H5 and OUT_H5, got %d (lfads_merge --help "
-              "shows the usage)" % len(args), file=sys.stderr)
-        return 2
+    data_path, out_path = cli.positional_args(argv, ["DATA_H5", "OUT_H5"], "lfads_merge")
     outputs = {split: path for split, path in (("train", flags.FLAGS.train_output),
                                                ("valid", flags.FLAGS.valid_output)) if path}
     if not outputs:
-        print("error: give --train_output and/or --valid_output", file=sys.stderr)
-        return 2
-    try:
-        merged = merge_outputs(args[0], outputs)
-        utils.write_data(args[1], merged)
-    except utils.DataError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+        raise cli.CommandError("give --train_output and/or --valid_output")
+    merged = merge_outputs(data_path, outputs)
+    utils.write_data(out_path, merged)
     shapes = ", ".join("%s %s" % (k, list(v.shape)) for k, v in sorted(merged.items())
                        if np.ndim(v) >= 2)
-    print("Wrote %s: %s" % (args[1], shapes))
+    print("Wrote %s: %s" % (out_path, shapes))
     return 0
 
 
 def console_main():
     """Entry point of the `lfads_merge` console command."""
-    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__])
+    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
+            errors=(utils.DataError,))
 
 
 if __name__ == "__main__":

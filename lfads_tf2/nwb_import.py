@@ -11,6 +11,7 @@ import sys
 import numpy as np
 from absl import flags
 
+import utils
 from lfads_tf2 import cli
 from lfads_tf2 import import_flags
 from lfads_tf2 import recording
@@ -101,7 +102,8 @@ def main(argv):
 
 def console_main():
     """Entry point of the `lfads_from_nwb` console command."""
-    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__])
+    cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
+            errors=(utils.DataError,))
 
 
 if __name__ == "__main__":

@@ -211,11 +211,9 @@ def write_json(result, path):
 
 
 def main(argv):
-    args = argv[1:]
-    if len(args) != 2:
-        print("error: expected two arguments, OUTPUT_FILE and DATA_FILE, got %d "
-              "(lfads_score --help shows the usage)" % len(args), file=sys.stderr)
-        return 2
+    from lfads_tf2 import cli
+    output_path, data_path = cli.positional_args(argv, ["OUTPUT_FILE", "DATA_FILE"],
+                                                 "lfads_score")
     F = flags.FLAGS
     wanted = tuple(m.strip() for m in F.metrics.split(",") if m.strip())
     problem = None
@@ -228,10 +226,9 @@ def main(argv):
     elif F.dist not in ("", "poisson", "gaussian"):
         problem = "--dist=%s: expected poisson or gaussian" % F.dist
     if problem:
-        print("error: " + problem, file=sys.stderr)
-        return 2
+        raise cli.CommandError(problem)
     try:
-        result = score_files(args[0], args[1], F.split or None, wanted, F.dist or None,
+        result = score_files(output_path, data_path, F.split or None, wanted, F.dist or None,
                              F.psth_sd_bins)
     except (InputError, utils.DataError, ValueError) as e:
         print("error: %s" % (str(e).splitlines() or [""])[0], file=sys.stderr)
@@ -241,7 +238,7 @@ def main(argv):
         print("%s %.4f" % (name, value))
     for name, reason in result["not_computed"].items():
         print("(%s not computed: %s)" % (name, reason))
-    path = args[0] + ".scores.json"
+    path = output_path + ".scores.json"
     write_json(result, path)
     print("wrote " + path)
     return 0

@@ -80,6 +80,9 @@ def check(save, data_dir, stem, kinds):
 
 
 if __name__ == "__main__":
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit(0)
     if len(sys.argv) < 5:
         fail("usage: check_eval_outputs.py SAVE_DIR DATA_DIR DATA_FILENAME_STEM KIND...")
     check(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])
