@@ -11,7 +11,9 @@ that dataset's weights inside the graph, and one traced step serves every sessio
 Tracing a step with a controller takes seconds, so one trace per session made a
 five-session run start slowly (and TensorFlow warned about "retracing"). Only the
 weights are picked inside the switch; the affine map is the same op on the same
-values in both forms, so the outputs are the same.
+values in both forms, so outputs and gradients are bit-identical. (Switching the whole
+affine map instead changed the last bits of some generator gradients in training: the
+graph around the switch let Grappler's arithmetic optimizer sum them in another order.)
 """
 import numpy as np
 import tensorflow as tf
