@@ -441,8 +441,11 @@ class LFADS(tf.Module):
     # read-out weights in the graph, and one traced step serves every session
     # (tracing a step with a controller takes seconds; one trace per session made a
     # five-session run start slowly). Only the weights are picked inside the switch;
-    # the affine map itself is the same op on the same values in both forms, so the
-    # outputs are the same.
+    # the affine map itself is the same op on the same values in both forms, so
+    # outputs and gradients are bit-identical. (Switching the whole affine map
+    # instead changed the last bits of some generator gradients in training: the
+    # graph around the switch let Grappler's arithmetic optimizer sum them in
+    # another order.)
     def _linear(self, dataset, pick):
         """The affine map pick(name) (a Linear) of dataset `dataset`, as a function."""
         if isinstance(dataset, str):
