@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from conftest import ROOT as REPO_ROOT
+from conftest import ROOT as REPO_ROOT, REFERENCE
 from synth_data import generate_chaotic_rnn_data as chaotic_mod
 from synth_data import generate_itb_data as itb_mod
 from synth_data import generate_labeled_rnn_data as labeled_mod
@@ -130,10 +130,7 @@ def test_truth_is_min_max_normalised_per_trial_and_channel(g1p5):
 
 def test_matches_original_g2p5_subset():
     """The reference pack holds the first 40/24 trials of the original's own g2p5 file."""
-    ref_path = os.path.join(REPO_ROOT, "..", "shared", "reference_original", "data",
-                            "chaotic_rnn_inputs_g2p5_dataset_N50_S50")
-    if not os.path.exists(ref_path):
-        pytest.skip("reference pack not available")
+    ref_path = os.path.join(REFERENCE, "data", "chaotic_rnn_inputs_g2p5_dataset_N50_S50")
     # Full size: the input-time draw covers all E trials, so C changes every later draw.
     d = chaotic_mod.generate_chaotic_rnn_datasets(g=2.5, input_magnitude=20.0,
                                                   **FULL)["dataset_N50_S50"]
