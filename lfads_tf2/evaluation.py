@@ -35,7 +35,7 @@ def output_file_name(hps, dataset_name, split, kind):
 def make_posterior_fn(bundle, hps, mode, num_samples):
     """Compiled: trials [k,T,D] -> per-trial results averaged over num_samples draws.
 
-    Called as fn(dataset index, data[, ext]), one trace for every dataset (see
+    Called as fn(dataset index, batch), one trace for every dataset (see
     steps.compile_step). The encoders run once per trial; every trial is then
     repeated num_samples times and g0 and u_t are sampled for all rows at once
     (mode 'posterior_sample'), or taken at their means (mode 'posterior_mean',
@@ -51,8 +51,9 @@ def make_posterior_fn(bundle, hps, mode, num_samples):
         x = tf.reshape(x, tf.concat([[-1, S], shape[1:]], axis=0))
         return tf.reduce_mean(x, axis=1)
 
-    def posterior_fn(dataset, data_bxtxd, ext_bxtxi=None):
-        out = model.forward(dataset, data_bxtxd, ext_bxtxi, rng, mode, num_samples=S)
+    def posterior_fn(dataset, batch):
+        out = model.forward(dataset, batch["data"], batch.get("ext"), rng, mode,
+                            num_samples=S)
         costs = model.costs(out, state.global_step, num_samples=S)
         res = {
             "gen_ics": avg(out.gen_ics_bxg),
@@ -106,16 +107,15 @@ def posterior_kind(bundle, hps, datasets, kind):
             arrays = training.split_arrays(datasets, hps, split, names=[name])
             if name not in arrays:
                 continue
-            data, ext = arrays[name]
-            E = min(hps.ps_nexamples_to_process, data.shape[0])
+            arrays = arrays[name]
+            E = min(hps.ps_nexamples_to_process, arrays["data"].shape[0])
 
             def chunks():
                 for start in range(0, E, trials_per_chunk):
                     sl = slice(start, min(start + trials_per_chunk, E))
                     print("Running %s %s trials %d-%d of %d." % (name, split, sl.start,
                                                                    sl.stop - 1, E))
-                    res = steps.call_step(fn, hps, name, data[sl],
-                                          None if ext is None else ext[sl])
+                    res = steps.call_step(fn, hps, name, steps.take(arrays, sl))
                     res = {k: v.numpy() for k, v in res.items()}
                     res["train_steps"] = np.full(sl.stop - sl.start, step)
                     yield res
@@ -216,11 +216,11 @@ class ExamplePlotter:
 
     def _example(self, name, split, trial):
         d = self.datasets[name]
-        data = np.asarray(d[split + "_data"][trial:trial + 1], np.float32)
-        ext = None
+        batch = {"data": np.asarray(d[split + "_data"][trial:trial + 1], np.float32)}
         if self.hps.ext_input_dim > 0:
-            ext = np.asarray(d[split + "_ext_input"][trial:trial + 1], np.float32)
-        res = steps.call_step(self.fn, self.hps, name, data, ext)
+            batch["ext"] = np.asarray(d[split + "_ext_input"][trial:trial + 1], np.float32)
+        data, ext = batch["data"], batch.get("ext")
+        res = steps.call_step(self.fn, self.hps, name, batch)
         params = res["output_dist_params"].numpy()[0]
         D = data.shape[2]
         ex = {"data_txd": data[0], "rates_txd": params[:, :D],

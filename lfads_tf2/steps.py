@@ -4,6 +4,7 @@
 are built on `compile_step`, which fixes the input signature; `call_step` runs any of
 them, and evaluation's posterior function, on one dataset's arrays.
 """
+import numpy as np
 import tensorflow as tf
 
 import distributions
@@ -12,32 +13,31 @@ import distributions
 TRAIN_BATCH_PARTS = 2
 
 
-def split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state, mode, keep_prob,
-                      n_parts):
+def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_parts):
     """Batch means of the costs, the batch run as n_parts independent parts.
+
+    batch: dict of [B, ...] tensors (see `batch_signature`).
 
     The parts share no ops (each draws from its own SeedStream), so TensorFlow runs
     them in parallel, one per core: the recurrences are sequential in time and the
     ops of one small GRU step cannot use two cores well, two halves of a batch can.
     """
-    batch = tf.shape(data_bxtxd)[0]
-    sizes = [(batch + i) // n_parts for i in range(n_parts)]
-
-    def split(x):
-        if x is None:
-            return [None] * n_parts
-        return [tf.ensure_shape(part, [None] + x.shape[1:]) for part in tf.split(x, sizes)]
-
-    datas, exts = split(data_bxtxd), split(ext_bxtxi)
+    rows = tf.shape(batch["data"])[0]
+    sizes = [(rows + i) // n_parts for i in range(n_parts)]
+    pieces = {key: [tf.ensure_shape(part, [None] + x.shape[1:]) for part in tf.split(x, sizes)]
+              for key, x in batch.items()}
+    parts = [{key: pieces[key][i] for key in batch} for i in range(n_parts)]
     sums = {}
-    for data, ext, stream in zip(datas, exts, distributions.seed_streams(rng, n_parts)):
-        out = model.forward(dataset, data, ext, stream, mode, keep_prob=keep_prob)
+    for part, stream in zip(parts, distributions.seed_streams(rng, n_parts)):
+        data = part["data"]
+        out = model.forward(dataset, data, part.get("ext"), stream, mode,
+                            keep_prob=keep_prob)
         costs = model.costs(out, state.global_step)
         for key in ("total", "recon", "kl"):
             sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
         n = tf.cast(tf.shape(data)[0], tf.float32)
         sums["corr"] = sums.get("corr", 0.0) + n * costs.corr
-    means = {key: sums[key] / tf.cast(batch, tf.float32)
+    means = {key: sums[key] / tf.cast(rows, tf.float32)
              for key in ("total", "recon", "kl", "corr")}
     means.update(l2=costs.l2, kl_weight=costs.kl_weight, l2_weight=costs.l2_weight)
     return means
@@ -46,7 +46,7 @@ def split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state, mode, k
 def make_train_step(bundle, hps):
     """Compiled training step: forward, cost, clip, Adam, step+1.
 
-    Called as step(dataset index, data[, ext]) (see `compile_step`). A step whose cost
+    Called as step(dataset index, batch) (see `compile_step`). A step whose cost
     or gradient norm is not finite is not applied (the original applied NaN
     updates); it is counted in state.bad_steps.
     """
@@ -54,10 +54,10 @@ def make_train_step(bundle, hps):
     train_vars = bundle.train_vars
     keep_prob = hps.keep_prob
 
-    def train_step(dataset, data_bxtxd, ext_bxtxi=None):
+    def train_step(dataset, batch):
         with tf.GradientTape() as tape:
-            costs = split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state,
-                                      "train", keep_prob, TRAIN_BATCH_PARTS)
+            costs = split_batch_costs(model, dataset, batch, rng, state, "train", keep_prob,
+                                      TRAIN_BATCH_PARTS)
             total = costs["total"]
         grads = tape.gradient(total, train_vars)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, train_vars)]
@@ -83,41 +83,55 @@ def make_eval_step(bundle, hps):
     """Compiled validation cost (posterior samples, no dropout), see `compile_step`."""
     model, state, rng = bundle.model, bundle.state, bundle.rng
 
-    def eval_step(dataset, data_bxtxd, ext_bxtxi=None):
-        costs = split_batch_costs(model, dataset, data_bxtxd, ext_bxtxi, rng, state,
-                                  "posterior_sample", 1.0, TRAIN_BATCH_PARTS)
+    def eval_step(dataset, batch):
+        costs = split_batch_costs(model, dataset, batch, rng, state, "posterior_sample", 1.0,
+                                  TRAIN_BATCH_PARTS)
         return {key: costs[key] for key in ("total", "recon", "kl")}
 
     return compile_step(eval_step, hps)
 
 
-def compile_step(step_fn, hps):
-    """tf.function step(dataset index, data[, ext]) with a fixed input signature.
+def batch_signature(hps):
+    """The TensorSpecs of a batch: dict key -> [B, ...] float32.
 
-    One trace serves every dataset and every batch size: the index (int32 scalar,
-    position in hps.dataset_names) selects the read-in and read-out inside the
-    graph (lfads.LFADS._linear), and the data width is left open when the
-    datasets differ in it. A step traced per dataset took seconds each, and
-    TensorFlow, which counts traces by the Python function's code, warned about
-    "retracing" when several sessions traced in a row.
-
-    autograph=False: the model's loops are explicit tf.while_loops and its Python
-    branches depend on hyperparameters only, so AutoGraph would only rewrite the
-    source of every function it meets, which was 60 % of the time to trace a step.
-    step_fn(dataset, data_bxtxd, ext_bxtxi=None): without external inputs the
-    signature has no third entry and step_fn gets None.
+    data  [B, T, D]  the spikes the encoders read (D open when datasets differ in it)
+    ext   [B, T, I]  external inputs, only when --ext_input_dim > 0
     """
     T, I = hps.num_steps, hps.ext_input_dim
     widths = {hps.dataset_dims[n] for n in hps.dataset_names}
     D = widths.pop() if len(widths) == 1 else None
-    signature = [tf.TensorSpec([], tf.int32), tf.TensorSpec([None, T, D], tf.float32)]
+    signature = {"data": tf.TensorSpec([None, T, D], tf.float32)}
     if I > 0:
-        signature.append(tf.TensorSpec([None, T, I], tf.float32))
+        signature["ext"] = tf.TensorSpec([None, T, I], tf.float32)
+    return signature
+
+
+def compile_step(step_fn, hps):
+    """tf.function step(dataset index, batch) with a fixed input signature.
+
+    One trace serves every dataset and every batch size: the index (int32 scalar,
+    position in hps.dataset_names) selects the read-in and read-out inside the
+    graph (lfads.LFADS._linear), and the data width is left open when the
+    datasets differ in it (see `batch_signature`). A step traced per dataset took
+    seconds each, and TensorFlow, which counts traces by the Python function's
+    code, warned about "retracing" when several sessions traced in a row.
+
+    autograph=False: the model's loops are explicit tf.while_loops and its Python
+    branches depend on hyperparameters only, so AutoGraph would only rewrite the
+    source of every function it meets, which was 60 % of the time to trace a step.
+    """
+    signature = [tf.TensorSpec([], tf.int32), batch_signature(hps)]
     return tf.function(step_fn, autograph=False, input_signature=signature)
 
 
-def call_step(step, hps, name, data, ext):
-    """Runs a compiled step (see `compile_step`) on dataset `name`'s data (and ext)."""
-    index = hps.dataset_names.index(name)
-    return step(index, data) if ext is None else step(index, data, ext)
+def take(arrays, rows):
+    """{key: x[rows]} of a dict of per-trial arrays (rows: indices or a slice)."""
+    return {key: x[rows] for key, x in arrays.items()}
 
+
+def call_step(step, hps, name, batch):
+    """Runs a compiled step (see `compile_step`) on dataset `name`'s batch (a dict of
+    arrays with the keys of `batch_signature`)."""
+    index = hps.dataset_names.index(name)
+    keys = batch_signature(hps)
+    return step(index, {key: np.asarray(batch[key], np.float32) for key in keys})

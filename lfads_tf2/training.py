@@ -20,8 +20,9 @@ from utils import LfadsError
 
 # ------------------------------------------------------------------ data handling
 def split_arrays(datasets, hps, split, names=None):
-    """{name: (data float32 [E,T,D], ext float32 [E,T,I] or None)} for a split.
+    """{name: {"data": float32 [E,T,D], "ext": float32 [E,T,I]}} for a split.
 
+    The keys are those of steps.batch_signature ("ext" only with --ext_input_dim > 0).
     names: the datasets to take (default: all of hps.dataset_names); datasets
     without this split are left out.
     """
@@ -31,9 +32,11 @@ def split_arrays(datasets, hps, split, names=None):
         data = d.get(split + "_data")
         if data is None:
             continue
+        arrays = {"data": np.asarray(data, np.float32)}
         ext = d.get(split + "_ext_input") if hps.ext_input_dim > 0 else None
-        out[name] = (np.asarray(data, np.float32),
-                     None if ext is None else np.asarray(ext, np.float32))
+        if ext is not None:
+            arrays["ext"] = np.asarray(ext, np.float32)
+        out[name] = arrays
     return out
 
 
@@ -46,7 +49,7 @@ def epoch_batches(split, batch_size, rs):
     """
     batches = []
     for name in sorted(split):
-        n = split[name][0].shape[0]
+        n = split[name]["data"].shape[0]
         idx = np.arange(n)
         rem = n % batch_size
         if rem:
@@ -153,12 +156,11 @@ def run_validation(eval_step, hps, valid, batch_size):
     sums = collections.defaultdict(float)
     n_total = 0
     for name in sorted(valid):
-        data, ext = valid[name]
-        for start in range(0, data.shape[0], batch_size):
-            sl = slice(start, start + batch_size)
-            n = data[sl].shape[0]
-            res = steps.call_step(eval_step, hps, name, data[sl],
-                                  None if ext is None else ext[sl])
+        arrays = valid[name]
+        for start in range(0, arrays["data"].shape[0], batch_size):
+            batch = steps.take(arrays, slice(start, start + batch_size))
+            n = batch["data"].shape[0]
+            res = steps.call_step(eval_step, hps, name, batch)
             for k, v in res.items():
                 sums[k] += float(v) * n
             n_total += n
@@ -191,12 +193,10 @@ def _train_epoch(hps, state, train_split, train_step, rs):
     n_batches = n_bad = consecutive_bad = 0
     last = None
     for name, idx in epoch_batches(train_split, hps.batch_size, rs):
-        data, ext = train_split[name]
-        batch = data[idx]
+        batch = steps.take(train_split[name], idx)
         if jitter:
-            batch = jitter_spikes(batch, hps.temporal_spike_jitter_width, rs)
-        res = steps.call_step(train_step, hps, name, batch,
-                              None if ext is None else ext[idx])
+            batch["data"] = jitter_spikes(batch["data"], hps.temporal_spike_jitter_width, rs)
+        res = steps.call_step(train_step, hps, name, batch)
         res = {k: v.numpy() for k, v in res.items()}
         if not res["applied"]:
             n_bad += 1

@@ -660,9 +660,9 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
         jitter_calls.append(width)
         return real_jitter(counts_bxtxd, width, rs)
 
-    def spy_call_step(step, hps, name, batch, *rest):
-        fed.append(np.array(batch))
-        return real_call_step(step, hps, name, batch, *rest)
+    def spy_call_step(step, hps, name, batch):
+        fed.append(np.array(batch["data"]))
+        return real_call_step(step, hps, name, batch)
 
     monkeypatch.setattr(training, "jitter_spikes", spy_jitter)
     monkeypatch.setattr(steps, "call_step", spy_call_step)

@@ -68,8 +68,8 @@ def posterior_means(save_dir):
     fn = evaluation.make_posterior_fn(bundle, hps, "posterior_mean", 1)
     for name in hps.dataset_names:
         d = datasets[name]
-        res = steps.call_step(fn, hps, name, d["valid_data"].astype(np.float32),
-                              d["valid_ext_input"].astype(np.float32))
+        res = steps.call_step(fn, hps, name, {"data": d["valid_data"],
+                                              "ext": d["valid_ext_input"]})
         for key in ("factors", "output_dist_params"):
             out[name + "/" + key] = res[key].numpy()
     return out
