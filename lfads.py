@@ -44,8 +44,10 @@ class LFADS(tf.Module):
     """The LFADS model: all variables and the forward pass; no I/O, no flags.
 
     hps: object with the run_lfads hyperparameters as attributes (see spec §2).
-    datasets_info: dict name -> dict with `data_dim` and optionally
+    datasets_info: dict name -> dict with `data_dim` and optionally `recon_dim` (N,
+      held-in plus held-out neurons: the read-out's width; default D),
       `alignment_matrix_cxf` [D, F], `alignment_bias_c` [D].
+    hps.fp_bins (default 0): forward bins; the generator runs num_steps + fp_bins.
     init_seed: seed of the numpy generator for initial weights (None: random).
     rnn: "fused" (fast_rnn's loops with hand-written gradients) or "autodiff"
       (element-wise cells, TensorFlow's automatic gradients): same numbers. Passes
@@ -76,13 +78,19 @@ class LFADS(tf.Module):
         if U > 0 and hps.do_feed_factors_to_controller:
             # The original feeds factors back even to a "causal" controller
             # (spec Q5); kept, since that is what trained models expect.
+            first = datasets_info[self.dataset_names[0]]
             feedback_dim = (hps.factors_dim if hps.feedback_factors_or_rates == "factors"
-                            else datasets_info[self.dataset_names[0]]["data_dim"])
+                            else first.get("recon_dim") or first["data_dim"])
         self.generator = generator.ControllerGenerator(hps, ci_dim, feedback_dim, init_rng)
         self.cost_terms = cost_terms.CostTerms(hps, *self.generator.l2_variables())
         self.noise_sizes = noise.Sizes(
             hps.num_steps, I, hps.ic_enc_dim if Z > 0 else 0, Z, hps.gen_dim, U,
-            ci_dim + feedback_dim)
+            ci_dim + feedback_dim, self.generator.num_steps)
+        # Held-out neurons or forward bins: the read-out is wider and the generator
+        # longer than the data (see _observe for the likelihood's target).
+        self.predicts_beyond_data = self.generator.fp_bins > 0 or any(
+            (info.get("recon_dim") or info["data_dim"]) != info["data_dim"]
+            for info in datasets_info.values())
 
     # ------------------------------------------------------------------ naming
     def variables_by_name(self):
@@ -113,8 +121,15 @@ class LFADS(tf.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, name, data_bxtxd, ext_input_bxtxi, rng, mode, keep_prob=1.0,
-                num_samples=1, batch_size=None):
+                num_samples=1, batch_size=None, recon_bxtxn=None):
         """The LFADS forward pass for one dataset `name`.
+
+        data_bxtxd [B, T, D]: what the encoders read. recon_bxtxn [B, T + fp_bins, N]:
+          the likelihood's target, all neurons over all bins (default: data_bxtxd; a
+          model with held-out neurons or forward bins then scores the data's part of
+          its output only, e.g. for test data).
+        Outputs (rates, factors, generator states, u_t) cover T + fp_bins steps and the
+        rates N neurons.
 
         name: the dataset's name (a Python string), or an int32 scalar tensor indexing
           the sorted dataset names: one traced graph then serves every dataset (see
@@ -160,8 +175,11 @@ class LFADS(tf.Module):
         gen_ext = repeat(ext_bxtxi) if not self.ext_to_encoders else None
         loop = self.generator(gen_ics_bxg, repeat(ci_bxtxe), gen_ext, draws, mode, rnn,
                               self._rates_fn(name))
-        return self._observe(name, repeat(data_bxtxd), loop, ic_post, ic_prior,
-                             gen_ics_bxg, draws, mode)
+        target, crop = data_bxtxd, self.predicts_beyond_data
+        if recon_bxtxn is not None and not prior:
+            target, crop = tf.cast(recon_bxtxn, tf.float32), False
+        return self._observe(name, repeat(target), loop, ic_post, ic_prior,
+                             gen_ics_bxg, draws, mode, crop)
 
     def _encode(self, name, data_bxtxd, ext_bxtxi, draws):
         """Read-in and encoders -> (q(g0 | x) [B, Z] or None, ci [B, T, e] or None)."""
@@ -190,15 +208,23 @@ class LFADS(tf.Module):
             return self.observation.feedback(self.readinout.read_out(name, factors), clip)
         return rates
 
-    def _observe(self, name, data_bxtxd, loop, ic_post, ic_prior, gen_ics_bxg, draws,
-                 mode):
-        """Read-out, likelihood and KL terms -> ModelOutput (data None: prior)."""
+    def _observe(self, name, target_bxtxn, loop, ic_post, ic_prior, gen_ics_bxg, draws,
+                 mode, crop=False):
+        """Read-out, likelihood and KL terms -> ModelOutput (target None: prior).
+
+        target [B, T', N']: what the likelihood scores. crop: it may be smaller than the
+        read-out (the data alone, given to a model with held-out neurons or forward
+        bins): then it scores the read-out's first T' bins and N' neurons."""
         hps = self.hps
         params = self.readinout.read_out(name, loop.factors_bxtxf)
         output_params, rates = self.observation.reported(params)
         log_p_xgz_b = kl_ic_b = kl_co_b = None
-        if data_bxtxd is not None:
-            loglik = self.observation.log_likelihood(data_bxtxd, params)
+        if target_bxtxn is not None:
+            lik_params = params
+            if crop:
+                shape = tf.shape(target_bxtxn)
+                lik_params = tuple(p[:, :shape[1], :shape[2]] for p in params)
+            loglik = self.observation.log_likelihood(target_bxtxn, lik_params)
             log_p_xgz_b = tf.reduce_sum(loglik, axis=[1, 2])
             if ic_post is not None:
                 kl_ic_b = hps.kl_ic_weight * dist.kl_gaussian_gaussian(ic_post, ic_prior)

@@ -385,6 +385,16 @@ def add_derived_hps(hps, datasets):
     hps.dataset_dims = {n: int(datasets[n]["data_dim"]) for n in names}
     hps.num_steps = int(datasets[names[0]]["num_steps"])
     hps.ndatasets = len(names)
+    # Held-out neurons and forward bins (from <split>_recon_data; without it N = D and
+    # no forward bins): the read-out predicts N neurons of each dataset, the generator
+    # runs num_steps + fp_bins steps, the same for every dataset (checked on loading).
+    extents = {n: _heldout_extent(datasets[n]) for n in names}
+    hps.dataset_recon_dims = {n: extents[n][0] for n in names}
+    fp_bins = sorted({extents[n][1] for n in names})
+    if len(fp_bins) > 1:
+        raise UsageError("train_recon_data: the datasets have %s forward bins; all must "
+                         "share one number" % fp_bins)
+    hps.fp_bins = fp_bins[0]
     if hps.num_steps_for_gen_ic > hps.num_steps:
         hps.num_steps_for_gen_ic = hps.num_steps
     if hps.feedback_factors_or_rates == "rates" and hps.co_dim > 0 \
@@ -395,6 +405,14 @@ def add_derived_hps(hps, datasets):
         raise UsageError("--prior_sample_dataset=%s: no such dataset (have %s)"
                          % (hps.prior_sample_dataset, ", ".join(names)))
     return hps
+
+
+def _heldout_extent(data_dict):
+    """(N, fp_bins) of a dataset (utils.heldout_extent); (D, 0) for a dict of sizes."""
+    if "train_data" not in data_dict:
+        return int(data_dict["data_dim"]), 0
+    import utils
+    return utils.heldout_extent(data_dict)
 
 
 def configure_threads(intra_op_threads, inter_op_threads):

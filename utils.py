@@ -360,6 +360,16 @@ def _check_recon(path, split, data_dict, output_dist, notes):
     return recon.shape
 
 
+def heldout_extent(data_dict):
+    """(N, T_fp) of a data dict: the neurons the model predicts (held-in plus held-out)
+    and the forward bins past T, from the shape of `train_recon_data`; (D, 0) without it."""
+    data = np.shape(data_dict["train_data"])
+    recon = data_dict.get("train_recon_data")
+    if recon is None or len(np.shape(recon)) != 3:
+        return int(data[2]), 0
+    return int(np.shape(recon)[2]), int(np.shape(recon)[1] - data[1])
+
+
 def _check_labels(path, split, data_dict):
     """condition_labels_<split> [E]: one label (integer or string) per trial."""
     key = "condition_labels_" + split
@@ -380,8 +390,9 @@ def validate_heldout_keys(path, data_dict, output_dist, notes=None, labels=False
     """Checks the optional keys of held-out neurons, forward bins and conditions.
 
     `<split>_recon_data` [E, T + T_fp, N_in + N_out] (both splits or neither, with the
-    same extent; Poisson: non-negative integers) and, with `labels`,
-    `condition_labels_<split>` [E] (only scoring uses them; training ignores them).
+    same extent; Poisson: non-negative integers), the optional `test_recon_data` of the
+    same extent (scoring only) and, with `labels`, `condition_labels_<split>` [E] (only
+    scoring uses them; training ignores them; test only with test_data).
     Needs `<split>_data` of both splits. Raises DataError; returns the notes list.
     """
     notes = [] if notes is None else notes
@@ -395,10 +406,51 @@ def validate_heldout_keys(path, data_dict, output_dist, notes=None, labels=False
     if present and shapes["train"][1:] != shapes["valid"][1:]:
         raise _error(path, "valid_recon_data", "shape %s does not match train_recon_data %s "
                      "in time bins and neurons" % (shapes["valid"], shapes["train"]))
+    # test_recon_data: optional, for scoring test outputs only (never trained on)
+    if data_dict.get("test_recon_data") is not None:
+        if data_dict.get("test_data") is None:
+            raise _error(path, "test_recon_data", "present, but test_data is missing")
+        if np.ndim(data_dict["test_data"]) != 3:
+            raise _error(path, "test_data", "has shape %s; expected 3 dims [trials, time, "
+                         "channels]" % (np.shape(data_dict["test_data"]),))
+        shape = _check_recon(path, "test", data_dict, output_dist, notes)
+        if not present:
+            raise _error(path, "test_recon_data", "present, but train_recon_data is missing "
+                         "(test outputs have the extent the model was trained on)")
+        if shape[1:] != shapes["train"][1:]:
+            raise _error(path, "test_recon_data", "shape %s does not match train_recon_data "
+                         "%s in time bins and neurons" % (shape, shapes["train"]))
     if labels:
-        for split in ("train", "valid"):
+        for split in ("train", "valid", "test"):
+            if split == "test" and data_dict.get("test_data") is None:
+                continue
             _check_labels(path, split, data_dict)
     return notes
+
+
+def _check_test_data(path, data_dict, train, output_dist, ext_input_dim, notes):
+    """test_data [E_test, T, D]: held-in neurons over the T bins of train_data; only
+    posterior sampling reads it (with test_ext_input [E_test, T, I] when I > 0)."""
+    test = data_dict.get("test_data")
+    if test is None:
+        return
+    test = np.asarray(test)
+    _check_split(path, "test_data", test, output_dist, notes)
+    if test.shape[1:] != train.shape[1:]:
+        raise _error(path, "test_data", "shape %s does not match train_data %s in time bins "
+                     "and channels (expected [trials, %d, %d], the held-in neurons over the "
+                     "bins the model reads)" % (test.shape, train.shape, train.shape[1],
+                                                train.shape[2]))
+    key = "test_ext_input"
+    ext = data_dict.get(key)
+    if ext_input_dim > 0:
+        expected = (test.shape[0], train.shape[1], ext_input_dim)
+        if ext is None:
+            raise _error(path, key, "missing; required with test_data by --ext_input_dim=%d "
+                         "(expected shape %s)" % (ext_input_dim, expected))
+        _check_ext_input(path, key, np.asarray(ext), expected)
+    elif ext is not None:
+        notes.append(_note(path, key, "ignored because --ext_input_dim=0"))
 
 
 def validate_datasets(datasets, output_dist, ext_input_dim=0, factors_dim=None,
@@ -417,7 +469,7 @@ def validate_datasets(datasets, output_dist, ext_input_dim=0, factors_dim=None,
     if not datasets:
         raise DataError("(datasets): (none): no datasets to validate")
     notes = []
-    first_path, first_steps = None, None
+    first_path, first_steps, first_fp = None, None, None
     for name, data_dict in datasets.items():
         path = data_dict.get(PATH_KEY, "<dataset %s>" % name)
         for key in ("train_data", "valid_data"):
@@ -453,7 +505,17 @@ def validate_datasets(datasets, output_dist, ext_input_dim=0, factors_dim=None,
                 notes.append(_note(path, key, "ignored because --ext_input_dim=0"))
 
         _check_alignment(path, data_dict, data_dim, factors_dim, notes)
+        _check_test_data(path, data_dict, train, output_dist, ext_input_dim, notes)
         validate_heldout_keys(path, data_dict, output_dist, notes)
+        # One generator length for all sessions (one trace serves every dataset): the
+        # held-out neurons may differ per session, the forward bins may not.
+        fp_bins = heldout_extent(data_dict)[1]
+        if first_fp is None:
+            first_fp = (path, fp_bins)
+        elif fp_bins != first_fp[1]:
+            raise _error(path, "train_recon_data", "%d forward bins, but %s has %d; all "
+                         "datasets must share the number of forward bins (a dataset "
+                         "without recon_data has 0)" % (fp_bins, first_fp[0], first_fp[1]))
 
         if batch_size is not None and kind == "train":
             for split, count in num_trials.items():

@@ -35,7 +35,9 @@ ARCHITECTURE_KEYS = (
     "output_dist", "ext_input_dim", "inject_ext_input_to_gen", "ic_dim",
     "factors_dim", "ic_enc_dim", "gen_dim", "co_dim", "ci_enc_dim", "con_dim",
     "do_causal_controller", "do_feed_factors_to_controller",
-    "feedback_factors_or_rates", "dataset_names", "dataset_dims")
+    "feedback_factors_or_rates", "dataset_names", "dataset_dims", "dataset_recon_dims")
+# Keys derived from the data files, not from flags of their own.
+_DATA_KEYS = ("dataset_names", "dataset_dims", "dataset_recon_dims")
 
 
 # ------------------------------------------------------------------ model and state
@@ -70,7 +72,10 @@ Bundle = collections.namedtuple(
 
 def architecture_json(hps):
     """The flags that fix variable shapes, as JSON (stored in every checkpoint)."""
-    return json.dumps({k: hps[k] for k in ARCHITECTURE_KEYS}, sort_keys=True)
+    arch = {k: hps.get(k) for k in ARCHITECTURE_KEYS}
+    # read-out widths (held-out neurons); hps from before them have the data's widths
+    arch["dataset_recon_dims"] = hps.get("dataset_recon_dims") or hps["dataset_dims"]
+    return json.dumps(arch, sort_keys=True)
 
 
 def datasets_info(datasets):
@@ -78,6 +83,8 @@ def datasets_info(datasets):
     info = {}
     for name, d in datasets.items():
         info[name] = {"data_dim": int(d["data_dim"]),
+                      "recon_dim": utils.heldout_extent(d)[0] if "train_data" in d
+                      else int(d["data_dim"]),
                       "alignment_matrix_cxf": d.get("alignment_matrix_cxf"),
                       "alignment_bias_c": d.get("alignment_bias_c")
                       if d.get("alignment_matrix_cxf") is not None else None}
@@ -276,8 +283,7 @@ def check_checkpoint(bundle, hps, path):
         mine = json.loads(architecture_json(hps))
         for key in mine:
             if key in saved and saved[key] != mine[key]:
-                flag = key if key not in ("dataset_names", "dataset_dims") \
-                    else "data_filename_stem"
+                flag = key if key not in _DATA_KEYS else "data_filename_stem"
                 raise _Unusable(
                     "checkpoint was trained with %s=%s but the flags give %s=%s "
                     "(pass the training flags, e.g. --%s=%s)"

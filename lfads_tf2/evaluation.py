@@ -1,7 +1,8 @@
 """The evaluation kinds of run_lfads.py (spec §10) and the training example figure.
 
 posterior_sample_and_average  denoised rates etc.: mean over --batch_size posterior
-                              samples per trial
+                              samples per trial (train, valid and, when the data have
+                              test_data, test trials)
 posterior_push_mean           one deterministic pass with g0 and u_t at their
                               posterior means
 prior_sample                  --batch_size new trials from the priors
@@ -9,7 +10,10 @@ write_model_params            every variable, keyed by the original's TF1 name
 
 Output files keep the original's names and keys. They are written as the work
 proceeds (chunks of trials streamed into the h5 file) to a temporary file that is
-moved into place only when complete.
+moved into place only when complete. With held-out neurons and forward bins (see
+steps.uses_recon) the time-resolved outputs cover T + fp_bins bins and the rates all
+N neurons, for every split; the costs of train and valid trials score all of
+`<split>_recon_data`, those of test trials their data (held-in neurons, T bins).
 """
 import os
 
@@ -32,14 +36,15 @@ def output_file_name(hps, dataset_name, split, kind):
                         "%s%s_%s_%s" % (prefix, dataset_name, split, kind))
 
 
-def make_posterior_fn(bundle, hps, mode, num_samples):
+def make_posterior_fn(bundle, hps, mode, num_samples, with_recon=True):
     """Compiled: trials [k,T,D] -> per-trial results averaged over num_samples draws.
 
     Called as fn(dataset index, batch), one trace for every dataset (see
     steps.compile_step). The encoders run once per trial; every trial is then
     repeated num_samples times and g0 and u_t are sampled for all rows at once
     (mode 'posterior_sample'), or taken at their means (mode 'posterior_mean',
-    num_samples = 1).
+    num_samples = 1). with_recon=False: batches without "recon" (test data), whose
+    costs score the data alone.
     """
     model, state, rng = bundle.model, bundle.state, bundle.rng
     S = num_samples
@@ -53,7 +58,7 @@ def make_posterior_fn(bundle, hps, mode, num_samples):
 
     def posterior_fn(dataset, batch):
         out = model.forward(dataset, batch["data"], batch.get("ext"), rng, mode,
-                            num_samples=S)
+                            num_samples=S, recon_bxtxn=batch.get("recon"))
         costs = model.costs(out, state.global_step, num_samples=S)
         res = {
             "gen_ics": avg(out.gen_ics_bxg),
@@ -73,7 +78,7 @@ def make_posterior_fn(bundle, hps, mode, num_samples):
             res["controller_outputs"] = avg(out.co_bxtxu)
         return res
 
-    return steps.compile_step(posterior_fn, hps)
+    return steps.compile_step(posterior_fn, hps, with_recon)
 
 
 def _write_streaming(path, n_trials, chunks):
@@ -101,9 +106,13 @@ def posterior_kind(bundle, hps, datasets, kind):
     mode = "posterior_sample" if sampling else "posterior_mean"
     trials_per_chunk = max(1, ROWS_PER_CHUNK // S) if sampling else hps.batch_size
     step = float(bundle.state.global_step.numpy())
-    fn = make_posterior_fn(bundle, hps, mode, S)
+    fns = {"train": make_posterior_fn(bundle, hps, mode, S)}  # (traced on first use)
+    fns["valid"] = fns["train"]
+    fns["test"] = make_posterior_fn(bundle, hps, mode, S, with_recon=False) \
+        if steps.uses_recon(hps) else fns["train"]
     for name in hps.dataset_names:
-        for split in ("train", "valid"):
+        for split in ("train", "valid", "test"):
+            fn = fns[split]
             arrays = training.split_arrays(datasets, hps, split, names=[name])
             if name not in arrays:
                 continue
@@ -219,21 +228,29 @@ class ExamplePlotter:
         batch = {"data": np.asarray(d[split + "_data"][trial:trial + 1], np.float32)}
         if self.hps.ext_input_dim > 0:
             batch["ext"] = np.asarray(d[split + "_ext_input"][trial:trial + 1], np.float32)
-        data, ext = batch["data"], batch.get("ext")
+        if steps.uses_recon(self.hps):
+            recon = d.get(split + "_recon_data")
+            batch["recon"] = batch["data"] if recon is None \
+                else np.asarray(recon[trial:trial + 1], np.float32)
+        # With held-out neurons and forward bins, the figure shows all of them (the
+        # spikes of recon_data, T + fp_bins bins); inputs and truth that stop at T or at
+        # the held-in neurons are padded (inputs with the model's zeros, truth with NaN).
+        data, ext = batch.get("recon", batch["data"]), batch.get("ext")
         res = steps.call_step(self.fn, self.hps, name, batch)
         params = res["output_dist_params"].numpy()[0]
-        D = data.shape[2]
-        ex = {"data_txd": data[0], "rates_txd": params[:, :D],
+        n_time, N = data.shape[1:]
+        ex = {"data_txd": data[0], "rates_txd": params[:, :N],
               "factors_txf": res["factors"].numpy()[0],
               "label": "%s %s trial %d" % (name, split, trial)}
         if self.hps.output_dist == "gaussian":
-            ex["vars_txd"] = params[:, D:]
+            ex["vars_txd"] = params[:, N:]
+        from lfads_tf2 import plots
         if split + "_truth" in d:
-            ex["truth_txd"] = np.asarray(d[split + "_truth"][trial])
+            ex["truth_txd"] = plots.pad_to(d[split + "_truth"][trial], n_time, N, np.nan)
         if "controller_outputs" in res:
             ex["controller_outputs_txu"] = res["controller_outputs"].numpy()[0]
         if ext is not None:
-            ex["ext_input_txi"] = ext[0]
+            ex["ext_input_txi"] = plots.pad_to(ext[0], n_time, ext.shape[2], 0.0)
         return ex
 
     def write_summary(self, rs):

@@ -7,6 +7,11 @@ At step t (controller only with co_dim U > 0, feedback only if configured):
     gen_h_t = GRU_gen([u_t, ext_t], gen_h_{t-1});  factors_t = dropout(gen_h_t) W_fac
 with fb_t the factors or, --feedback_factors_or_rates=rates, the rates of factors_t.
 
+The loop runs T + fp_bins steps (forward prediction, `hps.fp_bins`, 0 by default),
+while the encoders read T: after step T the controller's encoder inputs ci_t and the
+generator's external inputs are zero (no data there); the factor or rate feedback and
+the recurrences go on.
+
 Two loops compute this: "fused" (fast_rnn.controller_generator, hand-written
 gradients) and "autodiff" (element-wise cells in one tf.scan, automatic gradients).
 Both take every random number from one `noise.Draws`, so they agree to round-off.
@@ -29,6 +34,15 @@ RNN_CHOICES = ("fused", "autodiff")
 def time_major(x):
     """[B, T, k] <-> [T, B, k]."""
     return tf.transpose(x, [1, 0, 2])
+
+
+def pad_time(x_bxtxk, steps):
+    """[B, T, k] -> [B, T + steps, k], zeros after T (None and steps == 0 pass through)."""
+    if x_bxtxk is None or steps == 0:
+        return x_bxtxk
+    shape = tf.shape(x_bxtxk)
+    zeros = tf.zeros(tf.stack([shape[0], steps, shape[2]]), x_bxtxk.dtype)
+    return tf.concat([x_bxtxk, zeros], axis=1)
 
 
 class InitialState(tf.Module):
@@ -59,7 +73,7 @@ class ControllerGenerator(tf.Module):
     """Controller (if co_dim > 0), inferred inputs u_t and generator -> factors.
 
     __call__(gen_ics [B, G], ci [B, T, E] or None, ext [B, T, I] or None, draws, mode,
-    rnn, rates_fn) -> LoopOutput ([B, T, .] each; co_* None without u_t).
+    rnn, rates_fn) -> LoopOutput ([B, T + fp_bins, .] each; co_* None without u_t).
     rates_fn(factors, clip) -> rates: the read-out used for rate feedback.
     """
 
@@ -70,7 +84,9 @@ class ControllerGenerator(tf.Module):
         cws, clip = hps.cell_weight_scale, hps.cell_clip_value
         self.co_dim, self.ci_dim, self.feedback_dim = U, ci_dim, feedback_dim
         self.feeds_rates = feedback_dim > 0 and hps.feedback_factors_or_rates == "rates"
-        self.clip, self.num_steps = clip, hps.num_steps
+        # the encoders' T plus the forward bins (hps written before them lack the key)
+        self.fp_bins = hps.get("fp_bins", 0)
+        self.clip, self.num_steps = clip, hps.num_steps + self.fp_bins
         self.co_prior = self.con_c0 = self.controller = None
         self.co_post_mean = self.co_post_logvar = None
         if U > 0:
@@ -95,6 +111,9 @@ class ControllerGenerator(tf.Module):
         return self.generator.l2_variables(), con
 
     def __call__(self, gen_ics_bxg, ci_bxtxe, ext_bxtxi, draws, mode, rnn, rates_fn):
+        # forward bins: no encoder inputs, no external inputs after T
+        ci_bxtxe = pad_time(ci_bxtxe, self.fp_bins)
+        ext_bxtxi = pad_time(ext_bxtxi, self.fp_bins)
         has_con = self.co_dim > 0 and mode != "prior_sample"
         if rnn == "autodiff" or (has_con and self.feeds_rates):
             return self._autodiff(gen_ics_bxg, ci_bxtxe, ext_bxtxi, draws, mode, rates_fn)

@@ -19,7 +19,9 @@ on it): change it and seeded results change.
     8. co_noise_txbxu     N(0, 1) for u_t; drawn in posterior_mean mode too, where
                           only the KL uses it (§6.1, Q21)         (with controller)
 Absent draws are None. B counts rows: trials times samples per trial, except for the
-masks 1-3, which act before the trials are repeated.
+masks 1-3, which act before the trials are repeated. T is the encoders' number of
+steps in 1-2 and the generator's (T + forward bins) in 5-8: with forward bins the
+generator-side draws are longer, their number and order stay the same.
 """
 import collections
 
@@ -29,10 +31,11 @@ Draws = collections.namedtuple("Draws", [
     "ext_mask_bxtxi", "data_mask_bxtxd", "ic_enc_mask_bxe", "g0_noise_bxz",
     "gen_mask_txbxg", "co_prior_noise_txbxu", "con_mask_bxtxk", "co_noise_txbxu"])
 
-# The model's sizes the draws need: ext_dim I, ic_enc_dim E (per direction, 0 without
-# IC encoders), ic_dim Z, gen_dim G, co_dim U, con_in_dim (controller input width).
+# The model's sizes the draws need: num_steps T (the encoders'), ext_dim I, ic_enc_dim
+# E (per direction, 0 without IC encoders), ic_dim Z, gen_dim G, co_dim U, con_in_dim
+# (controller input width), gen_steps (the generator's: T + forward bins; None: T).
 Sizes = collections.namedtuple("Sizes", "num_steps ext_dim ic_enc_dim ic_dim gen_dim "
-                                        "co_dim con_in_dim")
+                                        "co_dim con_in_dim gen_steps", defaults=(None,))
 
 
 def dropout_mask(rng, shape, keep_prob):
@@ -47,6 +50,7 @@ def draw(rng, sizes, mode, keep_prob, batch, rows, data_dim, has_ext):
     batch: trials (a scalar tensor); rows: trials x samples; data_dim D.
     """
     T, U = sizes.num_steps, sizes.co_dim
+    T_gen = sizes.gen_steps or T
     training, prior = mode == "train", mode == "prior_sample"
 
     def mask(*shape):
@@ -58,12 +62,12 @@ def draw(rng, sizes, mode, keep_prob, batch, rows, data_dim, has_ext):
     g0_noise = None
     if sizes.ic_dim > 0 and mode != "posterior_mean":
         g0_noise = rng.normal(tf.stack([rows, sizes.ic_dim]))
-    gen_mask = mask(T, rows, sizes.gen_dim)
+    gen_mask = mask(T_gen, rows, sizes.gen_dim)
     co_prior_noise = con_mask = co_noise = None
     if U > 0 and prior:
-        co_prior_noise = rng.normal(tf.stack([T, rows, U]))
+        co_prior_noise = rng.normal(tf.stack([T_gen, rows, U]))
     elif U > 0:
-        con_mask = mask(rows, T, sizes.con_in_dim)
-        co_noise = rng.normal(tf.stack([T, rows, U]))
+        con_mask = mask(rows, T_gen, sizes.con_in_dim)
+        co_noise = rng.normal(tf.stack([T_gen, rows, U]))
     return Draws(ext_mask, data_mask, ic_enc_mask, g0_noise, gen_mask, co_prior_noise,
                  con_mask, co_noise)

@@ -50,7 +50,7 @@ def read_scalar(hf, key):
     return float(value.reshape(()))
 
 
-_SPLIT_IN_NAME = re.compile(r"(?:^|_)(train|valid)_(?:posterior_sample_and_average|"
+_SPLIT_IN_NAME = re.compile(r"(?:^|_)(train|valid|test)_(?:posterior_sample_and_average|"
                             r"posterior_push_mean)$")
 
 

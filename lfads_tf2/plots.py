@@ -67,6 +67,18 @@ def describe_convention(convention, scale):
     return "%s; scale %.6g" % (text, scale)
 
 
+def pad_to(x_txn, n_time, n_chan, fill):
+    """[T', N'] -> [n_time, n_chan] float64: cut, or filled with `fill` after T' and N'
+    (inputs or truth that stop at T, or at the held-in neurons, drawn beside outputs
+    with forward bins and held-out neurons)."""
+    x = np.asarray(x_txn, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    out = np.full((n_time, n_chan), fill, np.float64)
+    t, n = min(n_time, x.shape[0]), min(n_chan, x.shape[1])
+    out[:t, :n] = x[:t, :n]
+    return out
+
+
 def smooth_time(x, sd_bins, axis=-2):
     """Gaussian smoothing of `x` along `axis` (default: T of [..., T, D]), same shape.
 

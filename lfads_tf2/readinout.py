@@ -2,8 +2,12 @@
 dataset's width D (§4.4).
 
     read_in(dataset, x_bxtxd)     -> [B, T, readin_dim]   x W_in + b_in
-    read_out(dataset, f_bxtxf)    -> params, a tuple of [B, T, D] (one per parameter of
+    read_out(dataset, f_bxtxf)    -> params, a tuple of [B, T, N] (one per parameter of
                                      the observation model)
+
+The read-out is wider than the read-in when a dataset has held-out neurons: it predicts
+N = D held-in + held-out neurons (`recon_dim` of the dataset's info, default D), the
+held-in ones first.
 
 `dataset` is a dataset name (a Python string: that dataset's maps are built into the
 graph) or an int32 scalar tensor indexing the sorted names: then tf.switch_case picks
@@ -18,15 +22,16 @@ graph around the switch let Grappler's arithmetic optimizer sum them in another 
 import numpy as np
 import tensorflow as tf
 
-from lfads_tf2.layers import Linear, matmul_last
+from lfads_tf2.layers import Linear, init_normal, matmul_last
 
 
 class ReadInOut(tf.Module):
-    """The read-in D -> readin_dim and read-out F -> D maps of every dataset.
+    """The read-in D -> readin_dim and read-out F -> N maps of every dataset.
 
     The read-in is the identity for a single dataset without an alignment matrix,
     else a learned D -> F map (readin_dim = F). An alignment matrix [D, F] and bias
-    [D] initialise the read-in as (x - bias) W and the read-out as f W^T + bias.
+    [D] initialise the read-in as (x - bias) W and the read-out as f W^T + bias; the
+    read-out's columns of held-out neurons (N > D) start as without alignment.
     """
 
     def __init__(self, datasets_info, factors_dim, observation, init_rng,
@@ -43,6 +48,7 @@ class ReadInOut(tf.Module):
         for name in names:
             info = datasets_info[name]
             D = info["data_dim"]
+            N = info.get("recon_dim") or D
             matrix, bias = info.get("alignment_matrix_cxf"), info.get("alignment_bias_c")
             in_bias = None
             if matrix is not None and bias is not None:
@@ -56,8 +62,14 @@ class ReadInOut(tf.Module):
             # Each dataset gets its own alignment bias only (fixes the original's
             # leak of the previous dataset's bias, spec Q6).
             out_b = None if bias is None else np.asarray(bias, np.float32)[None, :]
+            if N > D and out_w is not None:
+                # held-out neurons: no alignment rows, the default initial weights
+                out_w = np.concatenate(
+                    [out_w, init_normal(init_rng, (factors_dim, N - D), 1.0)], axis=1)
+            if N > D and out_b is not None:
+                out_b = np.concatenate([out_b, np.zeros((1, N - D), np.float32)], axis=1)
             self.readouts[name] = observation.readout(
-                name, factors_dim, D, init_rng, out_w, out_b, len(names) == 1)
+                name, factors_dim, N, init_rng, out_w, out_b, len(names) == 1)
 
     def _apply(self, dataset, layer_of, x):
         """layer_of(name)(x) for the dataset `dataset` (a name or an index tensor)."""

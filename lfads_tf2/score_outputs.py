@@ -20,8 +20,8 @@ METRICS = ("co_bps", "fp_bps", "psth_r2", "rate_r2")
 
 # Plain string flags (checked in `main`): every command's help shows one-word types.
 flags.DEFINE_string("split", "",
-                    "Split the output file holds, train or valid (default: the one in its "
-                    "canonical name, else valid).")
+                    "Split the output file holds, train, valid or test (default: the one in "
+                    "its canonical name, else valid).")
 flags.DEFINE_string("metrics", "",
                     "Comma-separated metrics to compute, from co_bps, fp_bps, psth_r2, "
                     "rate_r2; each one named must be computable, else an error (default: "
@@ -104,6 +104,11 @@ def score_files(output_path, data_path, split=None, wanted=(), dist=None, psth_s
         if np.ndim(data[key]) != 3:
             raise InputError("%s: %s has shape %s; expected [trials, time, neurons]"
                              % (data_path, key, np.shape(data[key])))
+    if data_key not in data:  # test_data is optional
+        raise InputError("%s: missing key '%s'" % (data_path, data_key))
+    if np.ndim(data[data_key]) != 3:
+        raise InputError("%s: %s has shape %s; expected [trials, time, neurons]"
+                         % (data_path, data_key, np.shape(data[data_key])))
     held_in = np.asarray(data[data_key])
     E, T_in, N_in = held_in.shape
     recon_key = split + "_recon_data"
@@ -111,6 +116,11 @@ def score_files(output_path, data_path, split=None, wanted=(), dist=None, psth_s
     T_all, N_all = (T_in, N_in) if recon is None else np.shape(recon)[1:]
 
     E_out, T_out, width = params.shape
+    if recon is None and width not in (N_in, 2 * N_in):
+        # a model with held-out neurons scored against a file without their spikes
+        raise InputError("%s: missing key '%s' (%s: output_dist_params has %d channels, "
+                         "%s has %d neurons)" % (data_path, recon_key, output_path, width,
+                                                 data_key, N_in))
     dist, N_out = _dist_and_width(dist, width, N_in, N_all, output_path)
     utils.validate_heldout_keys(data_path, data, dist, labels=True)
     if E_out > E:
@@ -221,8 +231,8 @@ def main(argv):
     if unknown:
         problem = "--metrics=%s: unknown metric %s (expected some of %s)" % (
             F.metrics, unknown[0], ", ".join(METRICS))
-    elif F.split not in ("", "train", "valid"):
-        problem = "--split=%s: expected train or valid" % F.split
+    elif F.split not in ("", "train", "valid", "test"):
+        problem = "--split=%s: expected train, valid or test" % F.split
     elif F.dist not in ("", "poisson", "gaussian"):
         problem = "--dist=%s: expected poisson or gaussian" % F.dist
     if problem:

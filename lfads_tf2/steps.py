@@ -31,7 +31,7 @@ def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_part
     for part, stream in zip(parts, distributions.seed_streams(rng, n_parts)):
         data = part["data"]
         out = model.forward(dataset, data, part.get("ext"), stream, mode,
-                            keep_prob=keep_prob)
+                            keep_prob=keep_prob, recon_bxtxn=part.get("recon"))
         costs = model.costs(out, state.global_step)
         for key in ("total", "recon", "kl"):
             sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
@@ -91,22 +91,45 @@ def make_eval_step(bundle, hps):
     return compile_step(eval_step, hps)
 
 
-def batch_signature(hps):
+def recon_dims(hps):
+    """{dataset: N} the read-out widths: held-in plus held-out neurons (D without
+    held-out neurons; hps written before held-out neurons existed lack the key)."""
+    return hps.get("dataset_recon_dims") or hps.dataset_dims
+
+
+def uses_recon(hps):
+    """Whether the likelihood target extends the data: held-out neurons (N > D) in some
+    dataset or forward bins (--fp_bins from the data). Batches then carry "recon"."""
+    dims = recon_dims(hps)
+    return hps.get("fp_bins", 0) > 0 or any(dims[n] != hps.dataset_dims[n]
+                                            for n in hps.dataset_names)
+
+
+def batch_signature(hps, with_recon=True):
     """The TensorSpecs of a batch: dict key -> [B, ...] float32.
 
     data  [B, T, D]  the spikes the encoders read (D open when datasets differ in it)
     ext   [B, T, I]  external inputs, only when --ext_input_dim > 0
+    recon [B, T + fp_bins, N]  the likelihood target, all neurons over all bins
+                     (`<split>_recon_data`), only when `uses_recon` and with_recon
+                     (test data have none: their likelihood covers the data alone)
     """
     T, I = hps.num_steps, hps.ext_input_dim
-    widths = {hps.dataset_dims[n] for n in hps.dataset_names}
-    D = widths.pop() if len(widths) == 1 else None
-    signature = {"data": tf.TensorSpec([None, T, D], tf.float32)}
+
+    def width(dims):
+        widths = {dims[n] for n in hps.dataset_names}
+        return widths.pop() if len(widths) == 1 else None
+
+    signature = {"data": tf.TensorSpec([None, T, width(hps.dataset_dims)], tf.float32)}
     if I > 0:
         signature["ext"] = tf.TensorSpec([None, T, I], tf.float32)
+    if with_recon and uses_recon(hps):
+        signature["recon"] = tf.TensorSpec(
+            [None, T + hps.fp_bins, width(recon_dims(hps))], tf.float32)
     return signature
 
 
-def compile_step(step_fn, hps):
+def compile_step(step_fn, hps, with_recon=True):
     """tf.function step(dataset index, batch) with a fixed input signature.
 
     One trace serves every dataset and every batch size: the index (int32 scalar,
@@ -116,11 +139,14 @@ def compile_step(step_fn, hps):
     seconds each, and TensorFlow, which counts traces by the Python function's
     code, warned about "retracing" when several sessions traced in a row.
 
+    with_recon=False leaves "recon" out of the signature (posterior sampling of
+    test data, which have none).
+
     autograph=False: the model's loops are explicit tf.while_loops and its Python
     branches depend on hyperparameters only, so AutoGraph would only rewrite the
     source of every function it meets, which was 60 % of the time to trace a step.
     """
-    signature = [tf.TensorSpec([], tf.int32), batch_signature(hps)]
+    signature = [tf.TensorSpec([], tf.int32), batch_signature(hps, with_recon)]
     return tf.function(step_fn, autograph=False, input_signature=signature)
 
 
@@ -131,7 +157,8 @@ def take(arrays, rows):
 
 def call_step(step, hps, name, batch):
     """Runs a compiled step (see `compile_step`) on dataset `name`'s batch (a dict of
-    arrays with the keys of `batch_signature`)."""
+    arrays with the keys of the step's signature; other keys are left out)."""
     index = hps.dataset_names.index(name)
-    keys = batch_signature(hps)
+    signature = getattr(step, "input_signature", None)
+    keys = signature[1] if signature else batch_signature(hps)
     return step(index, {key: np.asarray(batch[key], np.float32) for key in keys})

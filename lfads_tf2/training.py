@@ -20,13 +20,17 @@ from utils import LfadsError
 
 # ------------------------------------------------------------------ data handling
 def split_arrays(datasets, hps, split, names=None):
-    """{name: {"data": float32 [E,T,D], "ext": float32 [E,T,I]}} for a split.
+    """{name: {"data": float32 [E,T,D], "ext": [E,T,I], "recon": [E,T+fp,N]}} for a split.
 
-    The keys are those of steps.batch_signature ("ext" only with --ext_input_dim > 0).
+    The keys are those of steps.batch_signature ("ext" only with --ext_input_dim > 0,
+    "recon" only when steps.uses_recon and for the train and valid splits: it is
+    `<split>_recon_data`, or the data of a dataset without held-out keys, which then
+    have as many neurons and bins). Split "test" (test_data) has no "recon".
     names: the datasets to take (default: all of hps.dataset_names); datasets
     without this split are left out.
     """
     out = {}
+    with_recon = split in ("train", "valid") and steps.uses_recon(hps)
     for name in hps.dataset_names if names is None else names:
         d = datasets[name]
         data = d.get(split + "_data")
@@ -36,6 +40,10 @@ def split_arrays(datasets, hps, split, names=None):
         ext = d.get(split + "_ext_input") if hps.ext_input_dim > 0 else None
         if ext is not None:
             arrays["ext"] = np.asarray(ext, np.float32)
+        if with_recon:
+            recon = d.get(split + "_recon_data")
+            arrays["recon"] = arrays["data"] if recon is None \
+                else np.asarray(recon, np.float32)
         out[name] = arrays
     return out
 
@@ -194,7 +202,14 @@ def _train_epoch(hps, state, train_split, train_step, rs):
     last = None
     for name, idx in epoch_batches(train_split, hps.batch_size, rs):
         batch = steps.take(train_split[name], idx)
-        if jitter:
+        if jitter and "recon" in batch:
+            # The input stays the held-in part of the (jittered) target, as without
+            # held-out neurons, where one array is both.
+            T, D = batch["data"].shape[1:]
+            batch["recon"] = jitter_spikes(batch["recon"], hps.temporal_spike_jitter_width,
+                                           rs)
+            batch["data"] = np.ascontiguousarray(batch["recon"][:, :T, :D])
+        elif jitter:
             batch["data"] = jitter_spikes(batch["data"], hps.temporal_spike_jitter_width, rs)
         res = steps.call_step(train_step, hps, name, batch)
         res = {k: v.numpy() for k, v in res.items()}

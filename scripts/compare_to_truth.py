@@ -32,7 +32,7 @@ def _parse_args(argv):
     p.add_argument("--output_file", required=True,
                    help="posterior_sample_and_average or posterior_push_mean h5 file")
     p.add_argument("--data_file", required=True, help="the dataset h5 file (with truth)")
-    p.add_argument("--split", choices=("train", "valid"), default=None,
+    p.add_argument("--split", choices=("train", "valid", "test"), default=None,
                    help="default: taken from the output file's name")
     p.add_argument("--output_dist", choices=("poisson", "gaussian"), default=None,
                    help="default: inferred from the width of output_dist_params")

@@ -3,7 +3,7 @@
 
 Usage (from the repo root):
   python scripts/plot_lfads_outputs.py --output_file=F --data_file=D --out_dir=DIR
-      [--split=train|valid] [--trials=0,1,2] [--output_dist=poisson|gaussian]
+      [--split=train|valid|test] [--trials=0,1,2] [--output_dist=poisson|gaussian]
       [--dpi=100] [--max_traces=10]
 
 F is a `posterior_sample_and_average` or `posterior_push_mean` file (spec §10.2/§10.3):
@@ -12,7 +12,9 @@ distribution is inferred from that width unless --output_dist is given), `factor
 optional `controller_outputs`. D is the dataset file: `<split>_data`, and when present
 `<split>_truth`, `<split>_ext_input`, the true input (`input_<split>_truth` of the chaotic
 generator or `<split>_inputs_u` of ITB) and `conversion_factor` (ITB convention detected,
-spec §13 Q19). The split defaults to the one in F's canonical file name.
+spec §13 Q19). The split defaults to the one in F's canonical file name. Outputs of a model
+with held-out neurons and forward bins are drawn over `<split>_recon_data` (all neurons and
+bins); inputs that stop at T are padded with zeros, truth with gaps.
 
 Each trial k is written to DIR/<basename of F>_trial<k>.png (one column per figure, so
 any number of trials stays readable); the paths written are printed, one per line.
@@ -46,7 +48,7 @@ def _parse_args(argv):
     p.add_argument("--output_file", required=True,
                    help="posterior_sample_and_average or posterior_push_mean h5 file")
     p.add_argument("--data_file", required=True, help="the dataset h5 file")
-    p.add_argument("--split", choices=("train", "valid"), default=None,
+    p.add_argument("--split", choices=("train", "valid", "test"), default=None,
                    help="default: taken from the output file's name")
     p.add_argument("--trials", default="0", help="comma-separated trial indices")
     p.add_argument("--out_dir", required=True, help="folder for the PNG files")
@@ -66,6 +68,13 @@ def _optional_trial(hf, keys, k):
     return None
 
 
+def _padded_inputs(x, n_time):
+    """Inputs [T] or [T, I] (or None) padded with zeros to n_time bins (forward bins)."""
+    if x is None:
+        return None
+    return plots.pad_to(x, n_time, x.shape[1] if x.ndim > 1 else 1, 0.0)
+
+
 def run(args):
     """Writes the PNGs and returns their paths; raises InputError on bad input."""
     split = resolve_split(args.split, args.output_file)
@@ -76,6 +85,11 @@ def run(args):
         params = require(out_h5, "output_dist_params")
         factors = require(out_h5, "factors")
         data = require(data_h5, "%s_data" % split)
+        recon = data_h5.get("%s_recon_data" % split)
+        wide = recon is not None and params.shape[1] == recon.shape[1] \
+            and params.shape[2] in (recon.shape[2], 2 * recon.shape[2])
+        if wide:  # a model with held-out neurons and forward bins: all of them
+            data = recon
         check_shapes(args.output_file, params.shape, args.data_file, data.name[1:],
                      data.shape)
         n_trials, n_chan = params.shape[0], data.shape[2]
@@ -94,17 +108,21 @@ def run(args):
         stem = os.path.basename(os.path.normpath(args.output_file))
         for k in trials:
             p_k = np.asarray(params[k], dtype=np.float64)
+            n_time = p_k.shape[0]
+            ext_k = _optional_trial(data_h5, ["%s_ext_input" % split], k)
+            truth_k = _optional_trial(data_h5, [truth_key], k)
             example = {
                 "label": "%s trial %d" % (split, k),
                 "data_txd": np.asarray(data[k]),
                 "rates_txd": p_k[:, :n_chan],
                 "vars_txd": p_k[:, n_chan:] if output_dist == "gaussian" else None,
-                "truth_txd": _optional_trial(data_h5, [truth_key], k),
+                "truth_txd": None if truth_k is None
+                else plots.pad_to(truth_k, n_time, n_chan, np.nan),
                 "factors_txf": np.asarray(factors[k], dtype=np.float64),
                 "controller_outputs_txu": _optional_trial(out_h5, ["controller_outputs"], k),
-                "ext_input_txi": _optional_trial(data_h5, ["%s_ext_input" % split], k),
-                "input_truth_txi": _optional_trial(
-                    data_h5, ["input_%s_truth" % split, "%s_inputs_u" % split], k),
+                "ext_input_txi": _padded_inputs(ext_k, n_time),
+                "input_truth_txi": _padded_inputs(_optional_trial(
+                    data_h5, ["input_%s_truth" % split, "%s_inputs_u" % split], k), n_time),
             }
             fig = plots.plot_examples([example], output_dist=output_dist,
                                            conversion_factor=scale, title=stem,

@@ -325,8 +325,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     line = _one_error_line(_score_cmd(out_path, data_path, "--metrics=co_bps,cobps"))
     assert "unknown metric cobps" in line
     assert "expected two arguments" in _one_error_line(_score_cmd(out_path))
-    assert _one_error_line(_score_cmd(out_path, data_path, "--split=test")) == (
-        "error: --split=test: expected train or valid")
+    assert _one_error_line(_score_cmd(out_path, data_path, "--split=tset")) == (
+        "error: --split=tset: expected train, valid or test")
 
 
 def test_gaussian_outputs_get_r2_but_no_bits_per_spike(tmp_path):

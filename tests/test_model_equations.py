@@ -144,8 +144,12 @@ def np_normal_logpdf(x, mean, var):
 
 
 def np_forward_posterior_mean(P, hps, name, x, ext, co_noise_bxtxu=None, sample=False,
-                              g0_noise_bxz=None, masks=None):
+                              g0_noise_bxz=None, masks=None, fp_bins=0, recon=None):
     """The whole LFADS forward pass of spec §4.
+
+    fp_bins: forward bins, the generator runs T + fp_bins steps with zero encoder and
+    external inputs after T (the masks "con" and "gen" and co_noise then cover T +
+    fp_bins steps); recon: the likelihood's target [B, T + fp_bins, N] (default x).
 
     Default: g0 and u_t at their posterior means (co_noise only enters the KL).
     sample=True: u_t = mean + exp(logvar/2) * co_noise; g0 likewise when
@@ -236,10 +240,11 @@ def np_forward_posterior_mean(P, hps, name, x, ext, co_noise_bxtxu=None, sample=
     # §4.9 loop
     gen = gen_ic
     gen_states, factors, co_m, co_lv = [], [], [], []
-    for t in range(T):
+    for t in range(T + fp_bins):
         gen_x = None
         if U > 0:
-            parts = [ci_f[:, t - lag] if t - lag >= 0 else np.zeros_like(ci_f[:, 0])]
+            parts = [ci_f[:, t - lag] if 0 <= t - lag and t < T
+                     else np.zeros_like(ci_f[:, 0])]
             if not hps.do_causal_controller:
                 parts.append(ci_r[:, t + lag] if t + lag < T else np.zeros_like(ci_r[:, 0]))
             if feed:
@@ -255,7 +260,8 @@ def np_forward_posterior_mean(P, hps, name, x, ext, co_noise_bxtxu=None, sample=
             co_lv.append(lv)
             gen_x = m + np.exp(0.5 * lv) * co_noise_bxtxu[:, t] if sample else m
         if I > 0 and hps.inject_ext_input_to_gen:
-            gen_x = ext[:, t] if gen_x is None else np.concatenate([gen_x, ext[:, t]], 1)
+            ext_t = ext[:, t] if t < T else np.zeros_like(ext[:, 0])
+            gen_x = ext_t if gen_x is None else np.concatenate([gen_x, ext_t], 1)
         gen = np_gengru_step(P, "LFADS/gen", gen_x, gen, clip)
         fac = (gen * masks["gen"][:, t] if "gen" in masks else gen) @ w_fac
         gen_states.append(gen)
@@ -267,6 +273,8 @@ def np_forward_posterior_mean(P, hps, name, x, ext, co_noise_bxtxu=None, sample=
     res["factors_bxtxf"] = factors
 
     # observation model
+    if recon is not None:
+        x = np.asarray(recon, np.float64)
     if gaussian:
         m, lv = readout(factors)
         res["rates_bxtxd"] = m
@@ -290,7 +298,7 @@ def np_forward_posterior_mean(P, hps, name, x, ext, co_noise_bxtxu=None, sample=
             z = m + np.exp(0.5 * lv) * co_noise_bxtxu
             log_q = np_normal_logpdf(z, m, np.exp(lv))
             kl = np.zeros(B)
-            for t in range(T):
+            for t in range(m.shape[1]):
                 if t == 0:
                     log_p = np_normal_logpdf(z[:, 0], 0.0, pvar)
                 else:
@@ -847,7 +855,7 @@ def test_jitter_spikes_shifts_stay_within_width():
 
 # ------------------------------------------------------------------ §8.1 batching
 def _split(sizes):
-    return {name: (np.zeros((n, 2, 1), np.float32), None) for name, n in sizes.items()}
+    return {name: {"data": np.zeros((n, 2, 1), np.float32)} for name, n in sizes.items()}
 
 
 def test_epoch_batches_cover_every_trial_with_distinct_padding():
