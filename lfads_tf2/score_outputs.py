@@ -48,7 +48,9 @@ ran on. Computes whichever of these its keys allow:
            trials of each condition (needs condition_labels_<split>)
   rate_r2  R² against the true rates, mean over neurons (needs <split>_truth)
 
-Prints them and writes OUTPUT_FILE.scores.json.
+Prints them and writes OUTPUT_FILE.scores.json. Test outputs (..._test_posterior_...)
+are scored against test_data and, when present, test_recon_data, condition_labels_test
+and test_truth.
 
   lfads_score /tmp/lfads_run/model_runs_dataset_valid_posterior_sample_and_average \\
       /tmp/rnn_synth_data_v1.0/chaotic_rnn_nlb_2000train_dataset_N70_heldin50
