@@ -296,18 +296,20 @@ def test_posterior_outputs_are_wide_and_long_for_every_split(trained, kind):
 
 
 def test_train_and_valid_costs_score_all_of_recon_data(trained):
-    """push_mean: the costs' recon part is -log p(recon_data | rates) of the file's
-    rates (test: of test_data over the held-in part); the KL term is the rest."""
-    for split, key, crop in (("valid", "_recon_data", False), ("test", "_data", True)):
+    """push_mean: the costs are -log p(recon_data | the file's rates) plus the (small,
+    ramped) KL and L2 terms; those of test trials -log p(test_data | its part of them)."""
+    data = trained["data"]
+    for split, scored in (("valid", "recon"), ("test", "data")):
         out = _read(os.path.join(trained["save_dir"],
                                  "model_runs_set0_%s_posterior_push_mean" % split))
         rates = out["output_dist_params"]
-        if crop:
-            rates = rates[:, :12, :6]
-        nll = -np_poisson_loglik(trained["data"][split + key], rates)
-        # costs = nll + KL (ramped, positive); the KL of a 2-epoch model is small
-        assert np.all(out["costs"] >= nll - 1e-3), split
-        assert np.median(out["costs"] - nll) < 0.5 * np.median(nll), split
+        nll_all = -np_poisson_loglik(data[split + "_recon_data"], rates)
+        nll_data = -np_poisson_loglik(data[split + "_data"], rates[:, :12, :6])
+        nll = nll_all if scored == "recon" else nll_data
+        # the held-out neurons and forward bins add about as much as the rest
+        gap = np.median(nll_all - nll_data)
+        assert gap > 0.3 * np.median(nll_data)
+        assert np.median(np.abs(out["costs"] - nll)) < 0.25 * gap, split
 
 
 def test_prior_sample_generates_all_neurons_and_bins(trained):
