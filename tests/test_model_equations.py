@@ -847,7 +847,7 @@ def test_jitter_spikes_shifts_stay_within_width():
 
 # ------------------------------------------------------------------ §8.1 batching
 def _split(sizes):
-    return {name: (np.zeros((n, 2, 1), np.float32), None) for name, n in sizes.items()}
+    return {name: {"data": np.zeros((n, 2, 1), np.float32)} for name, n in sizes.items()}
 
 
 def test_epoch_batches_cover_every_trial_with_distinct_padding():
