@@ -175,7 +175,13 @@ def take(arrays, rows):
 
 def call_step(step, hps, name, batch):
     """Runs a compiled step (see `compile_step`) on dataset `name`'s batch (a dict of
-    arrays with at least the keys of the step's `batch_signature`)."""
+    arrays with at least the keys of the step's `batch_signature`).
+
+    A step without an input signature (a plain function wrapping one) gets the keys
+    of the training signature that the batch has.
+    """
     index = hps.dataset_names.index(name)
-    keys = step.input_signature[1]
+    signature = getattr(step, "input_signature", None)
+    keys = signature[1] if signature else [key for key in batch_signature(hps, True)
+                                           if key in batch]
     return step(index, {key: np.asarray(batch[key], np.float32) for key in keys})
