@@ -359,6 +359,19 @@ def test_sv_mask_is_in_the_checkpoint_and_kept_on_resume(sv_run):
     assert not np.array_equal(drawn, masking.draw_sv_mask(drawn.shape, 0.1, 2, "set0"))
 
 
+def test_seeded_run_with_cd_and_sv_resumes_bit_for_bit(sv_run):
+    """The masks' seeds come from the checkpointed generator: 3 + 2 epochs (resumed
+    with another --sv_seed, the checkpoint's entries kept) give the fitlog and
+    weights of 5 epochs in one go."""
+    whole = str(sv_run["root"] / "whole")
+    flags = [f.replace(sv_run["save"], whole) for f in sv_run["flags"]]
+    bundle = td.run(flags + ["--max_epochs=5"])
+    assert td.fitlog_lines(whole) == td.fitlog_lines(sv_run["save"])
+    for a, b in zip(bundle.model.variables, sv_run["resumed"].model.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    np.testing.assert_array_equal(bundle.rng.state, sv_run["resumed"].rng.state)
+
+
 def test_lowest_validation_checkpoint_follows_sv_recon(sv_run):
     lines = td.fitlog_lines(sv_run["save"])
     recs = [(td.fitlog_record(x)["step"], float(td.fitlog_tokens(x)[-1])) for x in lines]
