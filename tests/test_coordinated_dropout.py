@@ -76,6 +76,17 @@ def test_rate_zero_in_the_graph_is_plain_training():
     np.testing.assert_array_equal(mask.grad_bxtxd, np.ones_like(data))
 
 
+def test_a_compiled_function_reads_the_rate_variable_at_each_call():
+    rate = tf.Variable(0.5, trainable=False)
+    data = tf.ones([10, 20, 30])
+    fn = tf.function(lambda: masking.apply(data, _seed(5), rate)[0], autograph=False)
+    for value in (0.5, 0.1, 0.8):
+        rate.assign(value)
+        hidden = float(tf.reduce_mean(tf.cast(fn() == 0, tf.float32)))
+        assert hidden == pytest.approx(value, abs=0.05)
+    assert fn.experimental_get_tracing_count() == 1
+
+
 def test_sv_entries_are_always_zero_at_the_encoders():
     rs = np.random.RandomState(2)
     data = rs.poisson(3.0, size=(6, 12, 9)).astype(np.float32) + 1
