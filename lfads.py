@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import distributions as dist
 from lfads_tf2 import costs as cost_terms
-from lfads_tf2 import encoders, generator, noise, observation
+from lfads_tf2 import encoders, generator, masking, noise, observation
 from lfads_tf2.readinout import ReadInOut
 
 Costs = cost_terms.Costs
@@ -37,7 +37,10 @@ ModelOutput = collections.namedtuple("ModelOutput", [
     "output_params_bxtxp", "log_p_xgz_b", "kl_ic_b", "kl_co_b",
     "ic_post_mean_bxz", "ic_post_logvar_bxz", "ic_prior_mean_bxz",
     "ic_prior_logvar_bxz", "co_bxtxu", "co_post_mean_bxtxu", "co_post_logvar_bxtxu",
-])
+    # with a cost mask holding sample-validation entries (lfads_tf2/masking.py): their
+    # summed log-likelihood per row, left out of log_p_xgz_b; else None
+    "log_p_sv_b",
+], defaults=(None,))
 
 
 class LFADS(tf.Module):
@@ -121,7 +124,7 @@ class LFADS(tf.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, name, data_bxtxd, ext_input_bxtxi, rng, mode, keep_prob=1.0,
-                num_samples=1, batch_size=None, recon_bxtxn=None):
+                num_samples=1, batch_size=None, recon_bxtxn=None, cost_mask_bxtxn=None):
         """The LFADS forward pass for one dataset `name`.
 
         data_bxtxd [B, T, D]: what the encoders read. recon_bxtxn [B, T + fp_bins, N]:
@@ -141,6 +144,12 @@ class LFADS(tf.Module):
           priors; data not used, batch_size trials are generated).
         num_samples: the encoders run once per trial, then every trial is repeated
           num_samples times (rows trial-major) before sampling g0 and u_t.
+        recon_bxtxn: what the read-out reconstructs (the likelihood's data); default
+          data_bxtxd, which is then only what the encoders read (e.g. with entries
+          hidden by coordinated dropout).
+        cost_mask_bxtxn: a masking.CostMask for the per-entry log-likelihood (which
+          entries' gradient passes, which count in the objective), or None: every
+          entry counts. Made by masking.apply; the model does not know how.
         Returns a ModelOutput whose batch dimension is B * num_samples.
         """
         prior = mode == "prior_sample"
@@ -179,7 +188,8 @@ class LFADS(tf.Module):
         if recon_bxtxn is not None and not prior:
             target, crop = tf.cast(recon_bxtxn, tf.float32), False
         return self._observe(name, repeat(target), loop, ic_post, ic_prior,
-                             gen_ics_bxg, draws, mode, crop)
+                             gen_ics_bxg, draws, mode, crop,
+                             masking.repeat(cost_mask_bxtxn, num_samples))
 
     def _encode(self, name, data_bxtxd, ext_bxtxi, draws):
         """Read-in and encoders -> (q(g0 | x) [B, Z] or None, ci [B, T, e] or None)."""
@@ -209,22 +219,25 @@ class LFADS(tf.Module):
         return rates
 
     def _observe(self, name, target_bxtxn, loop, ic_post, ic_prior, gen_ics_bxg, draws,
-                 mode, crop=False):
+                 mode, crop=False, cost_mask=None):
         """Read-out, likelihood and KL terms -> ModelOutput (target None: prior).
 
         target [B, T', N']: what the likelihood scores. crop: it may be smaller than the
         read-out (the data alone, given to a model with held-out neurons or forward
-        bins): then it scores the read-out's first T' bins and N' neurons."""
+        bins): then it scores the read-out's first T' bins and N' neurons.
+        cost_mask: masking.CostMask of coordinated dropout / sample validation, or None."""
         hps = self.hps
         params = self.readinout.read_out(name, loop.factors_bxtxf)
         output_params, rates = self.observation.reported(params)
-        log_p_xgz_b = kl_ic_b = kl_co_b = None
+        log_p_xgz_b = kl_ic_b = kl_co_b = log_p_sv_b = None
         if target_bxtxn is not None:
             lik_params = params
             if crop:
                 shape = tf.shape(target_bxtxn)
                 lik_params = tuple(p[:, :shape[1], :shape[2]] for p in params)
             loglik = self.observation.log_likelihood(target_bxtxn, lik_params)
+            if cost_mask is not None:
+                loglik, log_p_sv_b = masking.objective_loglik(loglik, cost_mask)
             log_p_xgz_b = tf.reduce_sum(loglik, axis=[1, 2])
             if ic_post is not None:
                 kl_ic_b = hps.kl_ic_weight * dist.kl_gaussian_gaussian(ic_post, ic_prior)
@@ -239,7 +252,7 @@ class LFADS(tf.Module):
             ic_prior_mean_bxz=None if ic_prior is None else ic_prior.mean,
             ic_prior_logvar_bxz=None if ic_prior is None else ic_prior.logvar,
             co_bxtxu=loop.co_bxtxu, co_post_mean_bxtxu=loop.co_mean_bxtxu,
-            co_post_logvar_bxtxu=loop.co_logvar_bxtxu)
+            co_post_logvar_bxtxu=loop.co_logvar_bxtxu, log_p_sv_b=log_p_sv_b)
 
     def _kl_co(self, loop, draws, mode):
         """KL(q(u) || AR(1) prior) [B]: closed form with --kl_ar_analytic, else the

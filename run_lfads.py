@@ -179,6 +179,32 @@ flags.DEFINE_boolean("kl_ar_analytic", False,
                      "the AR(1) prior in closed form over the whole sequence, instead of "
                      "the original's one-sample estimate (lower-variance gradients; the "
                      "KL values it reports are exact rather than sampled).")
+flags.DEFINE_float("cd_rate", 0.0,
+                   "New: coordinated dropout. The fraction of the input entries (trial x "
+                   "time bin x neuron) hidden from the encoders at each training step; "
+                   "the others are scaled by 1/(1 - rate) and the reconstruction "
+                   "gradient comes only from the hidden entries, so the model cannot "
+                   "learn to copy its input to its output. Off in validation and in the "
+                   "evaluation kinds; 0: off. The training recon reported stays the cost "
+                   "of all entries.")
+flags.DEFINE_float("cd_pass_rate", 0.0,
+                   "New: with --cd_rate, the fraction of the entries the encoders saw "
+                   "whose reconstruction gradient passes anyway.")
+flags.DEFINE_float("sv_rate", 0.0,
+                   "New: sample validation. The fraction of the training entries (trial "
+                   "x time bin x neuron) held out for good: drawn once per data set from "
+                   "--sv_seed and kept in the checkpoint, never shown to the encoders "
+                   "(the others are scaled by 1/(1 - rate)) and left out of the training "
+                   "cost (the rest weighted by 1/(1 - rate)). Their reconstruction cost, "
+                   "scaled to a trial's entries to be comparable with recon, is reported "
+                   "as sv_recon on the epoch line, in the fitlog and in TensorBoard. 0: "
+                   "off.")
+flags.DEFINE_integer("sv_seed", 0,
+                     "New: seed of the sample-validation entries (--sv_rate).")
+flags.DEFINE_string("lve_metric", "valid",
+                    "New: what the lowest-validation-error checkpoints minimise: 'valid' "
+                    "(the validation total, as the original) or 'sv' (sv_recon; needs "
+                    "--sv_rate > 0).")
 flags.DEFINE_boolean("debug", False,
                      "New: show full tracebacks instead of one-line errors "
                      "(also LFADS_DEBUG=1).")
@@ -216,6 +242,8 @@ FLAG_GROUPS = [
         "keep_prob", "temporal_spike_jitter_width", "l2_gen_scale", "l2_con_scale",
         "co_mean_corr_scale", "kl_ic_weight", "kl_co_weight", "kl_start_step",
         "kl_increase_steps", "l2_start_step", "l2_increase_steps"]),
+    ("Training: coordinated dropout and sample validation", [
+        "cd_rate", "cd_pass_rate", "sv_rate", "sv_seed", "lve_metric"]),
     ("Training: which weights are trained", [
         "do_train_io_only", "do_train_encoder_only", "do_train_readin"]),
     ("Hardware and diagnostics", [
@@ -373,6 +401,18 @@ def validate_hps(hps):
         bad("checkpoint_every_n_epochs", "must be positive")
     if hps.plot_every_n_epochs < 0:
         bad("plot_every_n_epochs", "must not be negative")
+    for name in ("cd_rate", "sv_rate"):
+        if not 0.0 <= hps[name] < 1.0:
+            bad(name, "must lie in [0, 1)")
+    if not 0.0 <= hps.cd_pass_rate <= 1.0:
+        bad("cd_pass_rate", "must lie in [0, 1]")
+    if hps.sv_seed < 0:
+        bad("sv_seed", "must not be negative")
+    if hps.lve_metric not in ("valid", "sv"):
+        bad("lve_metric", "expected 'valid' or 'sv'")
+    if hps.lve_metric == "sv" and not hps.sv_rate > 0:
+        bad("lve_metric", "needs --sv_rate > 0 (it picks checkpoints on the "
+            "sample-validation cost)")
     save_dir = hps.lfads_save_dir
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         bad("lfads_save_dir", "exists and is not a folder")

@@ -15,6 +15,11 @@ only the top of the tree needs mirroring. The layout is told by a key only v0.1
 files have, never by trying one layout and catching the failure.
 
 New layouts: add a detector and a view here; checkpoints.restore needs no change.
+
+Optional parts: the sample-validation masks (child `sv`, lfads_tf2/masking.py) exist
+only in checkpoints of runs with --sv_rate > 0. A checkpoint without them is read
+without that child, so the model, its state and the mask drawn from the flags stay
+usable (and a run without --sv_rate ignores the masks of a checkpoint that has them).
 """
 import tensorflow as tf
 
@@ -61,10 +66,24 @@ def v0_1_view(model):
     return view
 
 
+SV_PREFIX = "sv/"
+
+
+def has_sv(reader):
+    """True if a tf.train.CheckpointReader's file holds sample-validation masks."""
+    return any(key.startswith(SV_PREFIX) for key in reader.get_variable_to_shape_map())
+
+
 def checkpoint_to_read(bundle, reader):
     """The tf.train.Checkpoint to read a file with: the bundle's own or, for a v0.1
-    file, one with the same children whose model is `v0_1_view(bundle.model)`."""
-    if not is_v0_1(reader):
+    file, one with the same children whose model is `v0_1_view(bundle.model)`; the
+    bundle's SV masks only if the file has them."""
+    v0_1 = is_v0_1(reader)
+    with_sv = bundle.sv is not None and has_sv(reader)
+    if not v0_1 and with_sv == (bundle.sv is not None):
         return bundle.checkpoint
-    return tf.train.Checkpoint(model=v0_1_view(bundle.model), optimizer=bundle.optimizer,
-                               state=bundle.state, rng=bundle.rng)
+    parts = dict(model=v0_1_view(bundle.model) if v0_1 else bundle.model,
+                 optimizer=bundle.optimizer, state=bundle.state, rng=bundle.rng)
+    if with_sv:
+        parts["sv"] = bundle.sv
+    return tf.train.Checkpoint(**parts)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import lfads
-from lfads_tf2 import checkpoint_layout, optimizer as optimizer_lib
+from lfads_tf2 import checkpoint_layout, masking, optimizer as optimizer_lib
 import utils
 from utils import LfadsError
 
@@ -66,8 +66,12 @@ class TrainState(tf.Module):
                                      name="nonfinite_steps")
 
 
+# cd_rate: the coordinated-dropout rate, a non-trainable float32 variable the training
+#   step reads (None without --cd_rate), so a search may change it between epochs. Not
+#   in the checkpoint: it is set from --cd_rate whenever a run starts.
+# sv: masking.SampleValidation (the SV masks, checkpoint child `sv`) or None.
 Bundle = collections.namedtuple(
-    "Bundle", "model state optimizer rng checkpoint train_vars")
+    "Bundle", "model state optimizer rng checkpoint train_vars cd_rate sv")
 
 
 def architecture_json(hps):
@@ -79,12 +83,15 @@ def architecture_json(hps):
 
 
 def datasets_info(datasets):
-    """Per-dataset sizes and alignment arrays the model needs (no other data)."""
+    """Per-dataset sizes and alignment arrays the model needs (no other data), and
+    the shape of the training data (for the sample-validation mask)."""
     info = {}
     for name, d in datasets.items():
+        train = d.get("train_data")
         info[name] = {"data_dim": int(d["data_dim"]),
                       "recon_dim": utils.heldout_extent(d)[0] if "train_data" in d
                       else int(d["data_dim"]),
+                      "train_shape": None if train is None else tuple(np.shape(train)),
                       "alignment_matrix_cxf": d.get("alignment_matrix_cxf"),
                       "alignment_bias_c": d.get("alignment_bias_c")
                       if d.get("alignment_matrix_cxf") is not None else None}
@@ -112,9 +119,19 @@ def build(hps, info):
     # Slots for every trainable variable, not only those this run updates, so a
     # checkpoint fits every --do_train_io_only / --do_train_encoder_only setting.
     optimizer = optimizer_lib.Adam(model.trainable_variables, state.learning_rate)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state,
-                                     rng=rng)
-    return Bundle(model, state, optimizer, rng, checkpoint, train_vars)
+    cd_rate = sv = None
+    if masking.cd_enabled(hps):
+        cd_rate = tf.Variable(hps.cd_rate, dtype=tf.float32, trainable=False,
+                              name="cd_rate")
+    parts = dict(model=model, optimizer=optimizer, state=state, rng=rng)
+    if masking.sv_enabled(hps):
+        # Drawn here from --sv_seed; a restored checkpoint's mask replaces it.
+        sv = masking.SampleValidation(
+            {name: i["train_shape"] for name, i in info.items()
+             if i.get("train_shape") is not None}, hps.sv_rate, hps.get("sv_seed", 0))
+        parts["sv"] = sv
+    checkpoint = tf.train.Checkpoint(**parts)
+    return Bundle(model, state, optimizer, rng, checkpoint, train_vars, cd_rate, sv)
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -78,7 +78,7 @@ def make_posterior_fn(bundle, hps, mode, num_samples, with_recon=True):
             res["controller_outputs"] = avg(out.co_bxtxu)
         return res
 
-    return steps.compile_step(posterior_fn, hps, with_recon)
+    return steps.compile_step(posterior_fn, hps, with_recon=with_recon)
 
 
 def _write_streaming(path, n_trials, chunks):

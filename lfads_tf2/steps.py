@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 import distributions
+from lfads_tf2 import masking
 
 # Parts a batch is split into (see split_batch_costs); 2 measured fastest on 2 cores.
 TRAIN_BATCH_PARTS = 2
@@ -16,31 +17,62 @@ TRAIN_BATCH_PARTS = 2
 def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_parts):
     """Batch means of the costs, the batch run as n_parts independent parts.
 
-    batch: dict of [B, ...] tensors (see `batch_signature`).
+    batch: dict of [B, ...] tensors (see `batch_signature`), and, from `mask_batch`,
+    "recon" (what is reconstructed, when the encoders read another "data") and
+    "cost_mask" (a masking.CostMask).
 
     The parts share no ops (each draws from its own SeedStream), so TensorFlow runs
     them in parallel, one per core: the recurrences are sequential in time and the
     ops of one small GRU step cannot use two cores well, two halves of a batch can.
+
+    With SV entries in the cost mask, also the sums (not means) "sv_nll" (-log p of
+    the SV entries) and "sv_trials" (the number of SV entries in trials of this data
+    set's T x D entries); their ratio over an epoch is sv_recon (see masking.py).
     """
     rows = tf.shape(batch["data"])[0]
     sizes = [(rows + i) // n_parts for i in range(n_parts)]
-    pieces = {key: [tf.ensure_shape(part, [None] + x.shape[1:]) for part in tf.split(x, sizes)]
-              for key, x in batch.items()}
-    parts = [{key: pieces[key][i] for key in batch} for i in range(n_parts)]
+    flat = tf.nest.flatten(batch)
+    pieces = [None if x is None else
+              [tf.ensure_shape(part, [None] + x.shape[1:]) for part in tf.split(x, sizes)]
+              for x in flat]
+    parts = [tf.nest.pack_sequence_as(batch, [None if p is None else p[i] for p in pieces])
+             for i in range(n_parts)]
     sums = {}
     for part, stream in zip(parts, distributions.seed_streams(rng, n_parts)):
         data = part["data"]
         out = model.forward(dataset, data, part.get("ext"), stream, mode,
-                            keep_prob=keep_prob, recon_bxtxn=part.get("recon"))
+                            keep_prob=keep_prob, recon_bxtxn=part.get("recon"),
+                            cost_mask_bxtxn=part.get("cost_mask"))
         costs = model.costs(out, state.global_step)
         for key in ("total", "recon", "kl"):
             sums[key] = sums.get(key, 0.0) + tf.reduce_sum(getattr(costs, key))
         n = tf.cast(tf.shape(data)[0], tf.float32)
         sums["corr"] = sums.get("corr", 0.0) + n * costs.corr
+        if out.log_p_sv_b is not None:
+            sv_bxtxd = part["cost_mask"].sv_bxtxd
+            entries = tf.cast(tf.reduce_prod(tf.shape(sv_bxtxd)[1:]), tf.float32)
+            sums["sv_nll"] = sums.get("sv_nll", 0.0) - tf.reduce_sum(out.log_p_sv_b)
+            sums["sv_trials"] = sums.get("sv_trials", 0.0) + tf.reduce_sum(sv_bxtxd) / entries
     means = {key: sums[key] / tf.cast(rows, tf.float32)
              for key in ("total", "recon", "kl", "corr")}
     means.update(l2=costs.l2, kl_weight=costs.kl_weight, l2_weight=costs.l2_weight)
+    means.update({key: sums[key] for key in ("sv_nll", "sv_trials") if key in sums})
     return means
+
+
+def mask_batch(batch, seed_2, cd_rate, hps):
+    """Coordinated dropout and sample validation of a training batch (masking.apply):
+    "data" becomes the encoder input, "recon" keeps what is reconstructed (the
+    unmasked data, unless the batch has its own), "cost_mask" is added.
+
+    cd_rate: the rate variable, or None without CD.
+    """
+    enc_in, cost_mask = masking.apply(batch["data"], seed_2, cd_rate,
+                                      hps.get("cd_pass_rate", 0.0), batch.get("sv_mask"),
+                                      hps.get("sv_rate", 0.0))
+    out = dict(batch, data=enc_in, cost_mask=cost_mask)
+    out.setdefault("recon", batch["data"])
+    return out
 
 
 def make_train_step(bundle, hps):
@@ -49,12 +81,19 @@ def make_train_step(bundle, hps):
     Called as step(dataset index, batch) (see `compile_step`). A step whose cost
     or gradient norm is not finite is not applied (the original applied NaN
     updates); it is counted in state.bad_steps.
+
+    With coordinated dropout or sample validation (lfads_tf2/masking.py) the batch
+    goes through `mask_batch` first, with a seed drawn from the generator (only
+    then: runs without them draw exactly what they drew before).
     """
     model, state, opt, rng = bundle.model, bundle.state, bundle.optimizer, bundle.rng
     train_vars = bundle.train_vars
     keep_prob = hps.keep_prob
+    masked = masking.enabled(hps)
 
     def train_step(dataset, batch):
+        if masked:
+            batch = mask_batch(batch, rng.make_seeds(1)[:, 0], bundle.cd_rate, hps)
         with tf.GradientTape() as tape:
             costs = split_batch_costs(model, dataset, batch, rng, state, "train", keep_prob,
                                       TRAIN_BATCH_PARTS)
@@ -76,11 +115,12 @@ def make_train_step(bundle, hps):
         applied = tf.cond(ok, apply, skip)
         return dict(costs, grad_norm=norm, applied=applied)
 
-    return compile_step(train_step, hps)
+    return compile_step(train_step, hps, training=True)
 
 
 def make_eval_step(bundle, hps):
-    """Compiled validation cost (posterior samples, no dropout), see `compile_step`."""
+    """Compiled validation cost (posterior samples, no dropout, no coordinated dropout
+    or sample validation: every entry is read and counts), see `compile_step`."""
     model, state, rng = bundle.model, bundle.state, bundle.rng
 
     def eval_step(dataset, batch):
@@ -105,14 +145,16 @@ def uses_recon(hps):
                                             for n in hps.dataset_names)
 
 
-def batch_signature(hps, with_recon=True):
+def batch_signature(hps, training=False, with_recon=True):
     """The TensorSpecs of a batch: dict key -> [B, ...] float32.
 
-    data  [B, T, D]  the spikes the encoders read (D open when datasets differ in it)
-    ext   [B, T, I]  external inputs, only when --ext_input_dim > 0
-    recon [B, T + fp_bins, N]  the likelihood target, all neurons over all bins
-                     (`<split>_recon_data`), only when `uses_recon` and with_recon
-                     (test data have none: their likelihood covers the data alone)
+    data     [B, T, D]  the spikes the encoders read (D open when datasets differ in it)
+    ext      [B, T, I]  external inputs, only when --ext_input_dim > 0
+    recon    [B, T + fp_bins, N]  the likelihood target, all neurons over all bins
+                        (`<split>_recon_data`), only when `uses_recon` and with_recon
+                        (test data have none: their likelihood covers the data alone)
+    sv_mask  [B, T, D]  1 for sample-validation entries, only for the training step
+                        (training=True) and only when --sv_rate > 0
     """
     T, I = hps.num_steps, hps.ext_input_dim
 
@@ -126,10 +168,12 @@ def batch_signature(hps, with_recon=True):
     if with_recon and uses_recon(hps):
         signature["recon"] = tf.TensorSpec(
             [None, T + hps.fp_bins, width(recon_dims(hps))], tf.float32)
+    if training and masking.sv_enabled(hps):
+        signature["sv_mask"] = tf.TensorSpec([None, T, width(hps.dataset_dims)], tf.float32)
     return signature
 
 
-def compile_step(step_fn, hps, with_recon=True):
+def compile_step(step_fn, hps, training=False, with_recon=True):
     """tf.function step(dataset index, batch) with a fixed input signature.
 
     One trace serves every dataset and every batch size: the index (int32 scalar,
@@ -146,7 +190,7 @@ def compile_step(step_fn, hps, with_recon=True):
     branches depend on hyperparameters only, so AutoGraph would only rewrite the
     source of every function it meets, which was 60 % of the time to trace a step.
     """
-    signature = [tf.TensorSpec([], tf.int32), batch_signature(hps, with_recon)]
+    signature = [tf.TensorSpec([], tf.int32), batch_signature(hps, training, with_recon)]
     return tf.function(step_fn, autograph=False, input_signature=signature)
 
 
@@ -157,8 +201,13 @@ def take(arrays, rows):
 
 def call_step(step, hps, name, batch):
     """Runs a compiled step (see `compile_step`) on dataset `name`'s batch (a dict of
-    arrays with the keys of the step's signature; other keys are left out)."""
+    arrays with at least the keys of the step's signature; other keys are left out).
+
+    A step without an input signature (a plain function wrapping one) gets the keys
+    of the training signature that the batch has.
+    """
     index = hps.dataset_names.index(name)
     signature = getattr(step, "input_signature", None)
-    keys = signature[1] if signature else batch_signature(hps)
+    keys = signature[1] if signature else [key for key in batch_signature(hps, True)
+                                           if key in batch]
     return step(index, {key: np.asarray(batch[key], np.float32) for key in keys})

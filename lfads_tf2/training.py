@@ -5,6 +5,12 @@ compiled train step (see steps.py) -> validation -> lowest-validation checkpoint
 (see checkpoints.py) -> learning-rate plateau rule. Its helpers here: batching,
 spike jitter, the KL/L2 ramps, the plateau rule, fitlog and stdout lines,
 TensorBoard summaries and recovery from non-finite steps.
+
+With --sv_rate > 0 each epoch also reports sv_recon, the reconstruction cost of the
+sample-validation entries (lfads_tf2/masking.py). It is accumulated from the epoch's
+training steps, which compute every entry's likelihood anyway (no extra pass), so it
+is measured as the training recon is: with dropout, coordinated dropout and the
+weights of each step.
 """
 import collections
 import os
@@ -19,7 +25,7 @@ from utils import LfadsError
 
 
 # ------------------------------------------------------------------ data handling
-def split_arrays(datasets, hps, split, names=None):
+def split_arrays(datasets, hps, split, names=None, sv_masks=None):
     """{name: {"data": float32 [E,T,D], "ext": [E,T,I], "recon": [E,T+fp,N]}} for a split.
 
     The keys are those of steps.batch_signature ("ext" only with --ext_input_dim > 0,
@@ -28,6 +34,8 @@ def split_arrays(datasets, hps, split, names=None):
     have as many neurons and bins). Split "test" (test_data) has no "recon".
     names: the datasets to take (default: all of hps.dataset_names); datasets
     without this split are left out.
+    sv_masks: {name: float32 [E,T,D]} (SampleValidation.arrays(), training split
+    only): added as "sv_mask".
     """
     out = {}
     with_recon = split in ("train", "valid") and steps.uses_recon(hps)
@@ -44,6 +52,8 @@ def split_arrays(datasets, hps, split, names=None):
             recon = d.get(split + "_recon_data")
             arrays["recon"] = arrays["data"] if recon is None \
                 else np.asarray(recon, np.float32)
+        if sv_masks is not None:
+            arrays["sv_mask"] = sv_masks[name]
         out[name] = arrays
     return out
 
@@ -69,7 +79,7 @@ def epoch_batches(split, batch_size, rs):
     return [batches[i] for i in order]
 
 
-def jitter_spikes(counts_bxtxd, width, rs):
+def jitter_spikes(counts_bxtxd, width, rs, fixed_bxtxd=None):
     """Moves every spike by a random shift in [-width, width] bins (spec §8.6).
 
     Shifts reflect at the edges, so each (trial, neuron) keeps its total count.
@@ -77,6 +87,10 @@ def jitter_spikes(counts_bxtxd, width, rs):
     (the original's randint(-w, w) never shifted by +w, Q12) and only the batch is
     jittered, not the whole split before every batch (same distribution, far less
     work).
+
+    fixed_bxtxd: entries left out of the jitter (sample validation): their spikes
+    stay, and a spike that would land on one stays where it was, so their counts
+    are the data's and no other spike mixes with them.
     """
     counts = np.asarray(counts_bxtxd).astype(np.int64)
     B, T, D = counts.shape
@@ -87,6 +101,9 @@ def jitter_spikes(counts_bxtxd, width, rs):
     t_new = np.where(t_new < 0, -t_new, t_new)
     t_new = np.where(t_new > T - 1, 2 * (T - 1) - t_new, t_new)
     t_new = np.clip(t_new, 0, T - 1)  # a shift larger than T could still escape
+    if fixed_bxtxd is not None:
+        fixed = np.asarray(fixed_bxtxd) > 0
+        t_new = np.where(fixed[b, t, d] | fixed[b, t_new, d], t, t_new)
     out = np.zeros_like(counts)
     np.add.at(out, (b, t_new, d), 1)
     return out.astype(np.float32)
@@ -112,10 +129,15 @@ def plateau_rule(train_costs, current, n_to_compare):
 def csv_line(i, step, tr, va, l2, kl_w, l2_w, nonfinite=0):
     """One fitlog line with the original's token sequence (spec §8.5).
 
-    Epochs with skipped non-finite steps get two more tokens at the end,
-    `nonfinite,<count>`; other lines are exactly the original's.
+    Tokens beyond the original's come at the end: `sv_recon,<value>` in runs with
+    sample validation (tr["sv_recon"]), then `nonfinite,<count>` in epochs with
+    skipped non-finite steps; other lines are exactly the original's.
     """
-    extra = ", nonfinite,%d" % nonfinite if nonfinite else ""
+    extra = ""
+    if tr.get("sv_recon") is not None:
+        extra += ", sv_recon,%.2f" % tr["sv_recon"]
+    if nonfinite:
+        extra += ", nonfinite,%d" % nonfinite
     if va is not None:
         return ("epoch,%d, step,%d, total,%.2f,%.2f,       recon,%.2f,%.2f, "
                 "kl,%.2f,%.2f, l2,%.5f,       klweight,%.2f, l2weight,%.2f%s\n"
@@ -127,14 +149,16 @@ def csv_line(i, step, tr, va, l2, kl_w, l2_w, nonfinite=0):
 
 
 def stdout_line(i, step, tr, va, l2, kl_w, l2_w):
+    """The original's epoch line; `\tsv_recon: <value>` appended with sample validation."""
+    extra = "" if tr.get("sv_recon") is None else "\tsv_recon: %.2f" % tr["sv_recon"]
     if va is not None:
         return ("Epoch:%d, step:%d (TRAIN, VALID): total: %.2f, %.2f\trecon: %.2f, %.2f,"
-                "\tkl: %.2f, %.2f,\tl2: %.5f,\tkl weight: %.2f,\tl2 weight: %.2f"
+                "\tkl: %.2f, %.2f,\tl2: %.5f,\tkl weight: %.2f,\tl2 weight: %.2f%s"
                 % (i, step, tr["total"], va["total"], tr["recon"], va["recon"],
-                   tr["kl"], va["kl"], l2, kl_w, l2_w))
+                   tr["kl"], va["kl"], l2, kl_w, l2_w, extra))
     return ("Epoch:%d, step:%d TRAIN: total: %.2f\trecon: %.2f\tkl: %.2f\tl2: %.5f\t"
-            "kl weight: %.2f\tl2 weight: %.2f"
-            % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w))
+            "kl weight: %.2f\tl2 weight: %.2f%s"
+            % (i, step, tr["total"], tr["recon"], tr["kl"], l2, kl_w, l2_w, extra))
 
 
 def truncate_fitlog(csv_path, epochs_done):
@@ -195,22 +219,30 @@ def _train_epoch(hps, state, train_split, train_step, rs):
 
     Skipped (non-finite) steps are left out of the means; more than
     --max_consecutive_nonfinite_steps of them in a row raise _NonFiniteTraining.
+    With sample validation the means hold "sv_recon" (see masking.py): the SV
+    entries' summed cost over the epoch divided by their number in trials.
     """
     jitter = hps.output_dist == "poisson" and hps.temporal_spike_jitter_width > 0
     sums = collections.defaultdict(float)
     n_batches = n_bad = consecutive_bad = 0
+    sv_nll = sv_trials = 0.0
     last = None
     for name, idx in epoch_batches(train_split, hps.batch_size, rs):
         batch = steps.take(train_split[name], idx)
-        if jitter and "recon" in batch:
-            # The input stays the held-in part of the (jittered) target, as without
-            # held-out neurons, where one array is both.
-            T, D = batch["data"].shape[1:]
-            batch["recon"] = jitter_spikes(batch["recon"], hps.temporal_spike_jitter_width,
-                                           rs)
-            batch["data"] = np.ascontiguousarray(batch["recon"][:, :T, :D])
-        elif jitter:
-            batch["data"] = jitter_spikes(batch["data"], hps.temporal_spike_jitter_width, rs)
+        if jitter:
+            width = hps.temporal_spike_jitter_width
+            fixed = batch.get("sv_mask")  # SV entries take no part in the jitter
+            if "recon" in batch:
+                # The input stays the held-in part of the (jittered) target, as without
+                # held-out neurons, where one array is both.
+                T, D = batch["data"].shape[1:]
+                if fixed is not None:
+                    fixed = np.pad(fixed, [(0, 0), (0, batch["recon"].shape[1] - T),
+                                           (0, batch["recon"].shape[2] - D)])
+                batch["recon"] = jitter_spikes(batch["recon"], width, rs, fixed_bxtxd=fixed)
+                batch["data"] = np.ascontiguousarray(batch["recon"][:, :T, :D])
+            else:
+                batch["data"] = jitter_spikes(batch["data"], width, rs, fixed_bxtxd=fixed)
         res = steps.call_step(train_step, hps, name, batch)
         res = {k: v.numpy() for k, v in res.items()}
         if not res["applied"]:
@@ -224,14 +256,20 @@ def _train_epoch(hps, state, train_split, train_step, rs):
             sums[k] += float(res[k])
         n_batches += 1
         last = res
+        if "sv_nll" in res:
+            sv_nll += float(res["sv_nll"])
+            sv_trials += float(res["sv_trials"])
     if n_batches == 0:
         raise _NonFiniteTraining()
     means = {k: v / n_batches for k, v in sums.items()}
     means["nonfinite_steps"] = n_bad
+    if "sv_nll" in last:
+        means["sv_recon"] = sv_nll / sv_trials if sv_trials > 0 else float("nan")
     return means, last
 
 
-def _write_summaries(writer, hps, model, state, step, tr, va, last):
+def _write_summaries(writer, hps, bundle, step, tr, va, last):
+    model, state = bundle.model, bundle.state
     with writer.as_default(step=step):
         tf.summary.scalar("LFADS/Total_cost__train_", tr["total"])
         tf.summary.scalar("LFADS/Reconstruction_cost__train_", tr["recon"])
@@ -247,6 +285,10 @@ def _write_summaries(writer, hps, model, state, step, tr, va, last):
         tf.summary.scalar("LFADS/Gradient_global_norm", tr["grad_norm"])
         tf.summary.scalar("LFADS/Corr_cost", hps.co_mean_corr_scale * float(last["corr"]))
         tf.summary.scalar("LFADS/Nonfinite_steps_skipped", tr["nonfinite_steps"])
+        if tr.get("sv_recon") is not None:
+            tf.summary.scalar("LFADS/Reconstruction_cost__sv_", tr["sv_recon"])
+        if bundle.cd_rate is not None:
+            tf.summary.scalar("LFADS/CD_rate", float(bundle.cd_rate.numpy()))
         if hps.co_dim > 0:
             taus = np.exp(model.co_prior.logatau.numpy()).ravel()
             pvars = np.exp(model.co_prior.logpvar().numpy()).ravel()
@@ -275,7 +317,7 @@ def _recover_from_nonfinite(bundle, hps, save_dir, recoveries):
           % (hps.max_consecutive_nonfinite_steps, path, float(lr.numpy())))
 
 
-def train(hps, datasets, make_plotter=None):
+def train(hps, datasets, make_plotter=None, on_epoch=None):
     """--kind=train: the original's epoch loop with resumable state (spec §8).
 
     make_plotter(bundle, hps, datasets): the example figure every
@@ -283,6 +325,9 @@ def train(hps, datasets, make_plotter=None):
     TensorBoard image summaries (evaluation.ExamplePlotter); None draws none.
     Passed in, not imported, because the figure needs the evaluation code, which
     builds on this package's steps and checkpoints.
+    on_epoch(bundle, record): called at the end of every epoch, after its line and
+    checkpoint are written (e.g. by a hyperparameter-search driver, which may change
+    bundle.cd_rate there), with the dict `epoch_record` returns.
     """
     save_dir = hps.lfads_save_dir
     try:
@@ -293,16 +338,45 @@ def train(hps, datasets, make_plotter=None):
     if not os.access(save_dir, os.W_OK):
         raise LfadsError("%s: --lfads_save_dir is not writable" % save_dir)
     with checkpoints.SaveDirLock(save_dir):
-        return _train_locked(hps, datasets, save_dir, make_plotter)
+        return _train_locked(hps, datasets, save_dir, make_plotter, on_epoch)
 
 
-def _train_locked(hps, datasets, save_dir, make_plotter):
+def epoch_record(epoch, step, tr, va, l2, kl_w, l2_w, learning_rate):
+    """What an epoch measured, as on_epoch gets it: epoch, step, the training means
+    "train" (total, recon, kl, grad_norm, nonfinite_steps), the validation means
+    "valid" (total, recon, kl; None without validation data), "sv_recon" (None
+    without sample validation), l2, kl_weight, l2_weight and learning_rate."""
+    return {"epoch": epoch, "step": step, "train": dict(tr),
+            "valid": None if va is None else dict(va), "sv_recon": tr.get("sv_recon"),
+            "l2": l2, "kl_weight": kl_w, "l2_weight": l2_w,
+            "learning_rate": learning_rate}
+
+
+def _restore_sv_note(bundle, restored, drawn):
+    """A note when a restored checkpoint's SV masks are not those of the flags."""
+    from lfads_tf2 import checkpoint_layout
+    if not restored or bundle.sv is None:
+        return None
+    if not checkpoint_layout.has_sv(tf.train.load_checkpoint(restored)):
+        return ("%s was trained without sample validation: the entries now held out "
+                "(--sv_rate, --sv_seed) were seen before, so sv_recon starts optimistic"
+                % restored)
+    kept = bundle.sv.arrays()
+    if sorted(kept) != sorted(drawn) or any(not np.array_equal(kept[k], drawn[k])
+                                            for k in kept):
+        return ("the sample-validation entries of %s differ from those --sv_rate and "
+                "--sv_seed give; the checkpoint's are kept" % restored)
+    return None
+
+
+def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch):
     if hps.get("seed") is not None:
         # Same seed, same machine, same numbers (also across a kill and resume).
         tf.config.experimental.enable_op_determinism()
     print("Building graph...")
     bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
-    model, state = bundle.model, bundle.state
+    state = bundle.state
+    drawn_sv = None if bundle.sv is None else bundle.sv.arrays()
     # A damaged newest checkpoint: resume from the newest readable one (with a note).
     restored = checkpoints.restore(bundle, hps, save_dir, hps.checkpoint_pb_load_name,
                                    required=False, fallback=True)
@@ -312,6 +386,9 @@ def _train_locked(hps, datasets, save_dir, make_plotter):
         if hps.do_reset_learning_rate:
             state.learning_rate.assign(hps.learning_rate_init)
             print("Learning rate reset to %g." % hps.learning_rate_init)
+        sv_note = _restore_sv_note(bundle, restored, drawn_sv)
+        if sv_note:
+            print("note: " + sv_note)
     print_variables(bundle)
     checkpoints.write_hps_file(hps, save_dir, checkpoints.step_of_checkpoint(restored))
 
@@ -324,7 +401,8 @@ def _train_locked(hps, datasets, save_dir, make_plotter):
                                             checkpoints.CHECKPOINT_STATE_LVE,
                                             hps.max_ckpt_to_keep_lve)
 
-    train_split = split_arrays(datasets, hps, "train")
+    train_split = split_arrays(datasets, hps, "train",
+                               sv_masks=None if bundle.sv is None else bundle.sv.arrays())
     valid_split = split_arrays(datasets, hps, "valid")
     train_step = steps.make_train_step(bundle, hps)
     eval_step = steps.make_eval_step(bundle, hps)
@@ -338,6 +416,7 @@ def _train_locked(hps, datasets, save_dir, make_plotter):
         plotter = make_plotter(bundle, hps, datasets)
 
     l2_scales_zero = hps.l2_gen_scale == 0 and hps.l2_con_scale == 0
+    lve_on_sv = hps.get("lve_metric", "valid") == "sv"
     recoveries = 0
     while True:
         epoch = int(state.epoch.numpy())
@@ -360,10 +439,12 @@ def _train_locked(hps, datasets, save_dir, make_plotter):
         if valid_split:
             va = run_validation(eval_step, hps, valid_split, hps.batch_size)
             state.valid_count.assign_add(1)
+            # --lve_metric=sv: the lowest sv_recon instead (kept in the same variable)
+            lve_cost = tr["sv_recon"] if lve_on_sv else va["total"]
             if (kl_w >= 1.0 and (l2_w >= 1.0 or l2_scales_zero)
                     and int(state.valid_count.numpy()) > 1
-                    and va["total"] < float(state.lowest_valid_cost.numpy())):
-                state.lowest_valid_cost.assign(va["total"])
+                    and lve_cost < float(state.lowest_valid_cost.numpy())):
+                state.lowest_valid_cost.assign(lve_cost)
                 saver_lve.save(step)
 
         n_bad = tr["nonfinite_steps"]
@@ -372,11 +453,13 @@ def _train_locked(hps, datasets, save_dir, make_plotter):
         if csv_path:
             with open(csv_path, "a") as f:
                 f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w, n_bad))
-        _write_summaries(writer, hps, model, state, step, tr, va, last)
+        _write_summaries(writer, hps, bundle, step, tr, va, last)
         if plotter is not None and epoch % hps.plot_every_n_epochs == 0:
             with writer.as_default(step=step):
                 plotter.write_summary(rs)
         writer.flush()
+        record = epoch_record(epoch, step, tr, va, l2, kl_w, l2_w,
+                              float(state.learning_rate.numpy()))
 
         decay, history = plateau_rule(state.train_costs.numpy(), tr["total"],
                                       hps.learning_rate_n_to_compare)
@@ -390,6 +473,8 @@ def _train_locked(hps, datasets, save_dir, make_plotter):
         stop = float(state.learning_rate.numpy()) < hps.learning_rate_stop
         if (epoch + 1) % hps.checkpoint_every_n_epochs == 0 or stop:
             saver.save(step)
+        if on_epoch is not None:  # after the epoch's checkpoint
+            on_epoch(bundle, record)
         if stop:
             print("Stopping optimization based on learning rate criteria.")
             break

@@ -86,13 +86,18 @@ CASES = {
     "keep_prob_zero": ("good", ["--keep_prob=0"], run_lfads.UsageError, ["--keep_prob=0"]),
     "kl_increase_steps_zero": ("good", ["--kl_increase_steps=0"], run_lfads.UsageError,
                                ["--kl_increase_steps=0"]),
+    "cd_rate_one": ("good", ["--cd_rate=1"], run_lfads.UsageError,
+                    ["--cd_rate=1.0", "[0, 1)"]),
+    "lve_metric_sv_without_sv_rate": ("good", ["--lve_metric=sv"], run_lfads.UsageError,
+                                      ["--lve_metric=sv", "--sv_rate > 0"]),
     "save_dir_is_a_file": ("good", ["--lfads_save_dir={a_file}"], run_lfads.UsageError,
                            ["--lfads_save_dir={a_file}", "not a folder"]),
 }
 
 
 # The cases also run from the command line: a data folder, a file, a key, a flag.
-CLI_CASES = ["missing_data_dir", "not_hdf5", "missing_valid_data", "unknown_kind"]
+CLI_CASES = ["missing_data_dir", "not_hdf5", "missing_valid_data", "unknown_kind",
+             "lve_metric_sv_without_sv_rate"]
 
 
 def _fill(text, folders):

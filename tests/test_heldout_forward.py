@@ -484,3 +484,40 @@ def test_sessions_must_share_the_forward_bins():
     e = make_heldout_dataset(fp=0, N=6, n_train=5, n_valid=4, n_test=0)
     d[utils.PATH_KEY], e[utils.PATH_KEY] = "/d", "/e"
     utils.validate_datasets({"d": d, "e": e}, "poisson")
+
+
+# ------------------------------------------------------------------ with CD and SV
+def test_cd_gradients_with_heldout_neurons_and_forward_bins():
+    """Coordinated dropout hides held-in entries only: the gradient of held-out neurons
+    and forward bins always passes; that of held-in entries the encoders saw is 0."""
+    from lfads_tf2 import masking
+    from test_coordinated_dropout import _loglik_grads, _seed
+    _, model = make_heldout_model(td.TINY_MODEL + ["--keep_prob=1.0"], perturb=0.0)
+    data, recon, _ = heldout_inputs(6, seed=3)
+    enc, mask = masking.apply(data, _seed(21), 0.3)
+    _, _, _, g = _loglik_grads(model, recon, enc, mask)
+    assert g.shape == recon.shape
+    hidden = mask.grad_bxtxd.numpy() > 0
+    heldin = g[:, :T, :D]
+    assert (heldin[~hidden] == 0).all() and (heldin[hidden] != 0).all()
+    assert (g[:, T:, :] != 0).all() and (g[:, :, D:] != 0).all()
+
+
+def test_training_with_cd_sv_and_jitter_on_heldout_data(tmp_path):
+    """CD, SV and spike jitter together on held-out/forward data: the fitlog carries
+    sv_recon, and the posterior outputs are wide and long."""
+    data_dir, save_dir = str(tmp_path / "data"), str(tmp_path / "save")
+    _, data = write_heldout(data_dir)
+    flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
+             "--lfads_save_dir=" + save_dir] + td.TINY_MODEL
+    td.run(flags + ["--max_epochs=2", "--cd_rate=0.3", "--sv_rate=0.1", "--seed=3",
+                    "--temporal_spike_jitter_width=1"])
+    with open(os.path.join(save_dir, "fitlog.csv")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        fields = [x.strip() for x in line.split(",")]
+        assert fields[-2] == "sv_recon" and math.isfinite(float(fields[-1]))
+    td.run(flags + ["--kind=posterior_push_mean"])
+    out = _read(os.path.join(save_dir, "model_runs_set0_valid_posterior_push_mean"))
+    assert out["output_dist_params"].shape == (data["valid_data"].shape[0], 16, 9)
