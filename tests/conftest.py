@@ -34,3 +34,14 @@ def reset_op_determinism():
 def _reset_determinism():
     yield
     reset_op_determinism()
+
+
+@pytest.fixture(scope="session")
+def warm_python(tmp_path_factory):
+    """An executable `python` whose commands start with TensorFlow already imported
+    (tests/warm_python.py): for scripts that start many Python processes, where the
+    6-8 s import in each is not what the test is about."""
+    import warm_python as wp
+    server = wp.start(str(tmp_path_factory.mktemp("warm_python")))
+    yield server.python
+    server.stop()
