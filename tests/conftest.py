@@ -36,12 +36,38 @@ def _reset_determinism():
     reset_op_determinism()
 
 
+_WARM = {}
+
+
+def pytest_collection_finish(session):
+    """Starts the warm interpreter's server as soon as the tests are known, if any test
+    uses it: its TensorFlow import runs beside the first tests (the test process keeps
+    mostly to one core)."""
+    if any("warm_python" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_warm_python()
+
+
+def _start_warm_python():
+    if "server" not in _WARM:
+        import shutil
+        import tempfile
+        import warm_python as wp
+        folder = tempfile.mkdtemp(prefix="warm_python")
+        _WARM["server"] = wp.start(folder)
+        _WARM["folder"] = folder
+        _WARM["cleanup"] = lambda: shutil.rmtree(folder, ignore_errors=True)
+    return _WARM["server"]
+
+
+def pytest_sessionfinish(session):
+    if "server" in _WARM:
+        _WARM.pop("server").stop()
+        _WARM.pop("cleanup")()
+
+
 @pytest.fixture(scope="session")
-def warm_python(tmp_path_factory):
+def warm_python():
     """An executable `python` whose commands start with TensorFlow already imported
     (tests/warm_python.py): for scripts that start many Python processes, where the
     6-8 s import in each is not what the test is about."""
-    import warm_python as wp
-    server = wp.start(str(tmp_path_factory.mktemp("warm_python")))
-    yield server.python
-    server.stop()
+    return _start_warm_python().python()

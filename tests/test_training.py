@@ -289,41 +289,62 @@ def test_resume_with_seed_matches_uninterrupted_run_bit_for_bit(resumed):
                                state)
 
 
-def _train_then_signal(tmp_path, signum):
-    """Starts a training run in a subprocess, sends it `signum` shortly after its
-    first checkpoint and waits for it. Returns (process, save_dir, flags, log)."""
-    td.write_dataset(tmp_path / "data", seed=4, n_train=32, n_valid=16)
-    save_dir = tmp_path / "save"
-    flags = fast_flags(tmp_path / "data", save_dir) + ["--seed=6"]
-    log = tmp_path / "train.log"
+def _start_training(folder):
+    """A training run (no end) in a subprocess of its own, as users start one."""
+    td.write_dataset(folder / "data", seed=4, n_train=32, n_valid=16)
+    save_dir = folder / "save"
+    flags = fast_flags(folder / "data", save_dir) + ["--seed=6"]
+    log = folder / "train.log"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "run_lfads.py", "--kind=train", "--max_epochs=100000"]
             + flags, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    return {"proc": proc, "save_dir": save_dir, "flags": flags, "log": log}
+
+
+@pytest.fixture(scope="module")
+def signalled(tmp_path_factory):
+    """Two training processes started together (their TensorFlow imports and first
+    epochs run side by side), each sent its signal (SIGTERM, SIGKILL) shortly after its
+    first checkpoint and waited for. {signal name: {proc, save_dir, flags, log}}."""
+    runs = {name: _start_training(tmp_path_factory.mktemp(name))
+            for name in ("SIGTERM", "SIGKILL")}
     try:
         deadline = time.time() + 150
-        while (not (save_dir / "checkpoint").exists() and proc.poll() is None
-               and time.time() < deadline):
+        first_seen = {}
+        while not all(run.get("signalled") for run in runs.values()):
+            for name, run in runs.items():
+                if run.get("signalled"):
+                    continue
+                if name not in first_seen and (run["save_dir"] / "checkpoint").exists():
+                    first_seen[name] = time.time()
+                assert run["proc"].poll() is None, (
+                    "the %s training process ended (status %s) before its signal; killed "
+                    "by another job?\n%s" % (name, run["proc"].returncode,
+                                              run["log"].read_text()[-3000:]))
+            for name, t in first_seen.items():  # land the signal in a later epoch
+                if time.time() >= t + 0.5 and not runs[name].get("signalled"):
+                    os.kill(runs[name]["proc"].pid, getattr(signal, name))
+                    runs[name]["signalled"] = True
+            assert time.time() < deadline, "no checkpoint after 150 s: %s" % sorted(
+                set(runs) - set(first_seen))
             time.sleep(0.05)
-        assert proc.poll() is None, (
-            "the training process ended (status %s) before its first checkpoint; "
-            "killed by another job?\n%s" % (proc.returncode, log.read_text()[-3000:]))
-        assert (save_dir / "checkpoint").exists(), "no checkpoint after 150 s"
-        time.sleep(0.5)  # land the signal somewhere in a later epoch
-        os.kill(proc.pid, signum)
-        proc.wait(timeout=60)
+        for run in runs.values():
+            run["proc"].wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc, save_dir, flags, log
+        for run in runs.values():
+            if run["proc"].poll() is None:
+                run["proc"].kill()
+                run["proc"].wait()
+    return runs
 
 
-def test_sigterm_stops_cleanly(tmp_path):
+def test_sigterm_stops_cleanly(signalled):
     """`kill` (SIGTERM) exits like Ctrl-C: status 143, a one-line note, the lock
     released, no temporary file left behind, the last checkpoint intact."""
-    proc, save_dir, _, log = _train_then_signal(tmp_path, signal.SIGTERM)
+    run = signalled["SIGTERM"]
+    proc, save_dir, log = run["proc"], run["save_dir"], run["log"]
     assert proc.returncode == 128 + signal.SIGTERM, log.read_text()[-3000:]
     assert "Stopped by signal %d." % signal.SIGTERM in log.read_text()
     assert not (save_dir / "lfads.lock").exists()
@@ -361,8 +382,9 @@ def test_stop_signal_turned_into_another_error_still_stops_cleanly(name):
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
 
-def test_sigkill_then_restart_resumes(tmp_path, capsys):
-    proc, save_dir, flags, _ = _train_then_signal(tmp_path, signal.SIGKILL)
+def test_sigkill_then_restart_resumes(signalled, capsys):
+    run = signalled["SIGKILL"]
+    proc, save_dir, flags = run["proc"], run["save_dir"], run["flags"]
     assert proc.returncode == -signal.SIGKILL
 
     latest = checkpoints.read_checkpoint_state(str(save_dir), "checkpoint")[-1]
@@ -749,20 +771,21 @@ def test_gaussian_training_runs(tmp_path):
     assert np.all(out["output_dist_params"][..., 15:] > 0)  # variances
 
 
-def _readme_quality(*args):
+def _readme_quality(python, *args):
     """`python scripts/readme_quality.py --eval_only args` in a process of its own."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "readme_quality.py"),
+    return subprocess.run([python, os.path.join(ROOT, "scripts", "readme_quality.py"),
                            "--eval_only"] + list(args), env=env, capture_output=True,
                           text=True, timeout=300)
 
 
-def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
+def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path, warm_python):
     """readme_quality --checkpoint: auto prefers checkpoint_lve, falls back to the newest
     regular checkpoint, and a missing state file is a one-line error; each seed has a
     save folder of its own (the original sets no seed: every seed is a faithful run)."""
-    # Each case runs TensorFlow's import (slow): four cases cover the four rules.
+    # Each case imports TensorFlow: four cases cover the four rules, each a process of
+    # its own from the warm interpreter (conftest.warm_python), whose import is done.
     roots = {name: tmp_path / name for name in ("regular", "both")}
     for name in ("regular", "both"):
         save_dir = str(roots[name] / "no_inputs")
@@ -782,7 +805,7 @@ def test_quality_scores_the_lowest_validation_checkpoint_unless_told(tmp_path):
     argvs = [["--examples=no_inputs", "--save_root=" + str(roots[root]),
               "--data_dir=" + empty] + extra for root, extra, _ in cases]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        procs = list(pool.map(lambda argv: _readme_quality(*argv), argvs))
+        procs = list(pool.map(lambda argv: _readme_quality(warm_python, *argv), argvs))
     for (root, extra, expected), proc in zip(cases, procs):
         # every case stops before any run_lfads: no checkpoint, or (here) no data
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

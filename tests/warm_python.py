@@ -12,12 +12,14 @@ and stderr (passed over the Unix socket), working folder and environment, runs
 `script.py args` or `-m module args` as its `__main__` with the sys.argv and sys.path[0]
 Python would give it, and the client exits with the child's status (a child killed by a
 signal kills the client with it). What differs from a cold `python`: the modules above
-are already imported (TensorFlow with the environment the server started with), so
-import-time behaviour is not what a test through this interpreter checks. Anything else
-(interpreter options, another PYTHONPATH than the server's) runs a cold interpreter.
+are already imported (TensorFlow with the environment the server started with; a
+PYTHONPATH of the command's applies to every other import), so import-time behaviour is
+not what a test through this interpreter checks. Interpreter options (`-c`, `-u`, ...)
+run a cold interpreter.
 
 `start(folder)` starts a server and writes an executable `folder/python` that runs the
-client, for scripts that take the interpreter from $PYTHON; `stop()` ends the server.
+client, for scripts that take the interpreter from $PYTHON; `.python()` waits for the
+server and returns that executable's path, `.stop()` ends the server.
 """
 import io
 import json
@@ -67,9 +69,6 @@ def client(sock_path, args):
         if not chunk:
             sys.exit("warm_python: the server ended before the command did")
         reply += chunk
-    if reply == b"cold\n":  # another PYTHONPATH than the server's
-        conn.close()
-        _cold(args)
     status = int(reply)
     if status < 0:  # killed by a signal: die of it too, as the shell expects
         try:
@@ -137,7 +136,8 @@ def _run_command(request, fds, base_path):
     else:
         first = os.getcwd()
         sys.argv = ["-m"] + rest  # runpy puts the module's file in argv[0]
-    sys.path[:] = [first] + base_path
+    # as Python builds it: the script's folder (or the working folder), PYTHONPATH, the rest
+    sys.path[:] = [first] + _python_path(request["env"]) + base_path
     code = 0
     try:
         try:
@@ -172,7 +172,7 @@ def _run_command(request, fds, base_path):
     os._exit(code)
 
 
-def _handle(conn, server_pythonpath, base_path):
+def _handle(conn, base_path):
     """In a child of the server, for one connection: forks the command, reports its
     status; kills the command if the client goes away first."""
     import select
@@ -180,11 +180,6 @@ def _handle(conn, server_pythonpath, base_path):
         request, fds = _recv_request(conn)
     except (ValueError, OSError):
         os._exit(1)
-    if _python_path(request["env"]) != server_pythonpath:
-        for fd in fds:
-            os.close(fd)
-        conn.sendall(b"cold\n")
-        os._exit(0)
     pid = os.fork()
     if pid == 0:
         try:
@@ -222,9 +217,10 @@ def serve(sock_path):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    # sys.path without this file's folder and the server's PYTHONPATH: each command
+    # puts its own first entry and PYTHONPATH in front
     server_pythonpath = _python_path(os.environ)
-    # sys.path without this file's folder: the command's own first entry replaces it
-    base_path = sys.path[1:]
+    base_path = sys.path[1 + len(server_pythonpath):]
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
@@ -245,7 +241,7 @@ def serve(sock_path):
                 if os.fork() == 0:
                     try:
                         listener.close()
-                        _handle(conn, server_pythonpath, base_path)
+                        _handle(conn, base_path)
                     finally:
                         os._exit(1)  # never back into the server's loop
                 conn.close()
@@ -262,23 +258,30 @@ def serve(sock_path):
 
 # ------------------------------------------------------------------ for tests
 class Server:
-    """A running server and the `python` executable that talks to it."""
+    """A server being started (its import runs beside the caller) and the `python`
+    executable that talks to it; `python()` waits until it is ready."""
 
     def __init__(self, folder, env=None):
         os.makedirs(folder, exist_ok=True)
         self.socket = os.path.join(folder, "warm_python.sock")
-        self.python = os.path.join(folder, "python")
+        self.executable = os.path.join(folder, "python")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "serve", self.socket],
             stdout=subprocess.PIPE, env=env, text=True)
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            self.stop()
-            raise RuntimeError("warm_python server did not start: %r" % line)
-        with open(self.python, "w") as f:
+        self._ready = False
+        with open(self.executable, "w") as f:
             f.write('#!/bin/sh\nexec "%s" "%s" run "%s" "$@"\n'
                     % (sys.executable, os.path.abspath(__file__), self.socket))
-        os.chmod(self.python, 0o755)
+        os.chmod(self.executable, 0o755)
+
+    def python(self):
+        if not self._ready:
+            line = self.proc.stdout.readline()
+            if line.strip() != "ready":
+                self.stop()
+                raise RuntimeError("warm_python server did not start: %r" % line)
+            self._ready = True
+        return self.executable
 
     def stop(self):
         if self.proc.poll() is None:
@@ -288,6 +291,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
 
 
 def start(folder, env=None):
