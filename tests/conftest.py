@@ -40,11 +40,19 @@ _WARM = {}
 
 
 def pytest_collection_finish(session):
-    """Starts the warm interpreter's server as soon as the tests are known, if any test
-    uses it: its TensorFlow import runs beside the first tests (the test process keeps
+    """Starts the warm interpreter's server as soon as the tests are known, if a test
+    uses it, and the background jobs of the collected tests (tests/background.py): the
+    server's TensorFlow import and the jobs run beside the tests (the test process keeps
     mostly to one core)."""
-    if any("warm_python" in getattr(item, "fixturenames", ()) for item in session.items):
+    import background
+    uses_warm = any("warm_python" in getattr(item, "fixturenames", ())
+                    for item in session.items)
+    has_jobs = any(name in (getattr(getattr(item, "module", None), "BACKGROUND", None) or {})
+                   for item in session.items for name in getattr(item, "fixturenames", ()))
+    if uses_warm or has_jobs:
         _start_warm_python()
+    if has_jobs:
+        background.start(session.items, python=lambda: _start_warm_python().python())
 
 
 def _start_warm_python():
@@ -54,12 +62,13 @@ def _start_warm_python():
         import warm_python as wp
         folder = tempfile.mkdtemp(prefix="warm_python")
         _WARM["server"] = wp.start(folder)
-        _WARM["folder"] = folder
         _WARM["cleanup"] = lambda: shutil.rmtree(folder, ignore_errors=True)
     return _WARM["server"]
 
 
 def pytest_sessionfinish(session):
+    import background
+    background.stop()
     if "server" in _WARM:
         _WARM.pop("server").stop()
         _WARM.pop("cleanup")()

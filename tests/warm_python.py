@@ -29,6 +29,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 PRELOAD = ("tensorflow", "numpy", "h5py")
@@ -269,18 +270,20 @@ class Server:
             [sys.executable, os.path.abspath(__file__), "serve", self.socket],
             stdout=subprocess.PIPE, env=env, text=True)
         self._ready = False
+        self._lock = threading.Lock()
         with open(self.executable, "w") as f:
             f.write('#!/bin/sh\nexec "%s" "%s" run "%s" "$@"\n'
                     % (sys.executable, os.path.abspath(__file__), self.socket))
         os.chmod(self.executable, 0o755)
 
     def python(self):
-        if not self._ready:
-            line = self.proc.stdout.readline()
-            if line.strip() != "ready":
-                self.stop()
-                raise RuntimeError("warm_python server did not start: %r" % line)
-            self._ready = True
+        with self._lock:
+            if not self._ready:
+                line = self.proc.stdout.readline()
+                if line.strip() != "ready":
+                    self.stop()
+                    raise RuntimeError("warm_python server did not start: %r" % line)
+                self._ready = True
         return self.executable
 
     def stop(self):

@@ -1,0 +1,187 @@
+"""Fixture work that runs beside the tests, on the core the test process leaves idle.
+
+The test process keeps to about one core (tracing a model is Python, and training runs
+with one TensorFlow thread), so on a two-core machine the other core waits. A fixture
+that needs only files (a trained model's folder, the outputs of the evaluation kinds, a
+script's output) can have that work done in a process of its own, started as soon as
+the tests are collected, while the tests before it run. A test module declares it:
+
+    def train_heldout(folder):          # writes everything it makes into folder
+        ...
+
+    BACKGROUND = {"trained": train_heldout}   # fixture name -> job
+
+    @pytest.fixture(scope="module")
+    def trained():
+        folder = background.result(__name__, "trained")
+
+conftest.py hands the jobs of the collected tests to `start` (only jobs whose fixture a
+collected test uses); they run one at a time, in the order the tests need them, each in
+a process of the warm interpreter (tests/warm_python.py, TensorFlow already imported):
+`python tests/background.py run MODULE FUNCTION FOLDER`. `result` waits for a job (and
+runs it now if it was not started) and fails with the job's output if the job failed.
+A job takes nothing from the test process but its folder, so its work is what the same
+functions would do in the test process; a job's module is imported afresh there.
+"""
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TIMEOUT = 1800  # seconds a fixture waits for its job
+
+
+class Job:
+    def __init__(self, module, name, function, folder):
+        self.module, self.name, self.function = module, name, function
+        self.folder = folder
+        self.log = folder + ".log"
+        self.done = threading.Event()
+        self.returncode = None
+        self.started = False
+
+
+class Scheduler:
+    """Runs jobs one after another in a thread of the test process (each job is a
+    subprocess; the thread only waits)."""
+
+    def __init__(self, python=None):
+        self.root = tempfile.mkdtemp(prefix="lfads_background")
+        self.python = python or (lambda: sys.executable)
+        self.jobs = {}
+        self.queue = []
+        self.proc = None
+        self.stopped = False
+        self.lock = threading.Lock()
+        self.thread = None
+
+    def add(self, module, name, function):
+        key = (module, name)
+        if key not in self.jobs:
+            folder = os.path.join(self.root, "%s.%s" % (module, name))
+            self.jobs[key] = Job(module, name, function, folder)
+            self.queue.append(self.jobs[key])
+        return self.jobs[key]
+
+    def start(self, env=None):
+        self.env = env
+        if self.queue and self.thread is None:
+            self.thread = threading.Thread(target=self._loop, daemon=True)
+            self.thread.start()
+
+    def _loop(self):
+        try:
+            python = self.python()
+        except Exception:  # noqa: BLE001 - no warm interpreter: a cold one does
+            python = sys.executable
+        while True:
+            with self.lock:
+                pending = [j for j in self.queue if not j.started]
+                if self.stopped or not pending:
+                    return
+                job = pending[0]
+                job.started = True
+            self._run(job, python)
+
+    def _run(self, job, python):
+        env = dict(os.environ if self.env is None else self.env)
+        env["LFADS_WARM_PYTHON"] = python if python != sys.executable else ""
+        try:
+            with open(job.log, "w") as log:
+                proc = subprocess.Popen(
+                    [python, os.path.abspath(__file__), "run", job.module, job.function,
+                     job.folder], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+                self.proc = proc
+                job.returncode = proc.wait()
+        finally:
+            self.proc = None
+            job.done.set()
+
+    def result(self, module, name, function):
+        job = self.add(module, name, function)
+        with self.lock:
+            run_here = not job.started  # not started yet: run it now, in this thread
+            job.started = True
+        if run_here:
+            self._run(job, self.python())
+        if not job.done.wait(TIMEOUT):
+            raise RuntimeError("background job %s.%s still running after %d s"
+                               % (module, name, TIMEOUT))
+        if job.returncode != 0:
+            with open(job.log) as f:
+                raise RuntimeError("background job %s.%s failed (status %s):\n%s"
+                                   % (module, name, job.returncode, f.read()[-5000:]))
+        return job.folder
+
+    def stop(self):
+        with self.lock:
+            self.stopped = True
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_SCHEDULER = {}
+
+
+def scheduler(python=None):
+    if "s" not in _SCHEDULER:
+        _SCHEDULER["s"] = Scheduler(python)
+    return _SCHEDULER["s"]
+
+
+def start(items, python=None):
+    """Starts the jobs of the collected test items (pytest Items), in the order the
+    items use them."""
+    sched = scheduler(python)
+    alone = True
+    for item in items:
+        module = getattr(item, "module", None)
+        jobs = getattr(module, "BACKGROUND", None) or {}
+        used = [name for name in getattr(item, "fixturenames", ()) if name in jobs]
+        for name in used:
+            sched.add(module.__name__, name, jobs[name].__name__)
+        alone = alone and bool(used)
+    # LFADS_BACKGROUND_ALONE=1: no test runs beside the jobs (they may use both cores)
+    sched.start(dict(os.environ, LFADS_BACKGROUND_ALONE="1" if alone else "0"))
+    return sched
+
+
+def result(module, name):
+    """The folder of job `name` of test module `module` (its __name__), once done."""
+    mod = sys.modules[module]
+    return scheduler().result(module, name, mod.BACKGROUND[name].__name__)
+
+
+def stop():
+    if "s" in _SCHEDULER:
+        _SCHEDULER.pop("s").stop()
+
+
+def _run_job(module, function, folder):
+    for path in (ROOT, HERE):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.makedirs(folder, exist_ok=True)
+    getattr(importlib.import_module(module), function)(folder)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "run":
+        try:
+            _run_job(*sys.argv[2:])
+        except Exception:  # noqa: BLE001 - the log tells the fixture what went wrong
+            traceback.print_exc()
+            sys.exit(1)
+    else:
+        sys.exit(__doc__)
