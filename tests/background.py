@@ -9,19 +9,20 @@ the tests are collected, while the tests before it run. A test module declares i
     def train_heldout(folder):          # writes everything it makes into folder
         ...
 
-    BACKGROUND = {"trained": train_heldout}   # fixture name -> job
+    BACKGROUND = {"trained": train_heldout}   # fixture name -> job function
 
     @pytest.fixture(scope="module")
     def trained():
-        folder = background.result(__name__, "trained")
+        folder = background.result(train_heldout)
 
 conftest.py hands the jobs of the collected tests to `start` (only jobs whose fixture a
 collected test uses); they run one at a time, in the order the tests need them, each in
 a process of the warm interpreter (tests/warm_python.py, TensorFlow already imported):
-`python tests/background.py run MODULE FUNCTION FOLDER`. `result` waits for a job (and
-runs it now if it was not started) and fails with the job's output if the job failed.
-A job takes nothing from the test process but its folder, so its work is what the same
-functions would do in the test process; a job's module is imported afresh there.
+`python tests/background.py run MODULE FUNCTION FOLDER`. A job is its function: modules
+that name the same function share one run. `result` waits for a job (and runs it now if
+it was not started) and fails with the job's output if the job failed. A job takes
+nothing from the test process but its folder, so its work is what the same function
+would do in the test process; the function's module is imported afresh there.
 """
 import importlib
 import os
@@ -38,8 +39,9 @@ TIMEOUT = 1800  # seconds a fixture waits for its job
 
 
 class Job:
-    def __init__(self, module, name, function, folder):
-        self.module, self.name, self.function = module, name, function
+    def __init__(self, module, function, folder):
+        self.module, self.function = module, function
+        self.name = "%s.%s" % (module, function)
         self.folder = folder
         self.log = folder + ".log"
         self.done = threading.Event()
@@ -61,11 +63,11 @@ class Scheduler:
         self.lock = threading.Lock()
         self.thread = None
 
-    def add(self, module, name, function):
-        key = (module, name)
+    def add(self, module, function):
+        key = (module, function)
         if key not in self.jobs:
-            folder = os.path.join(self.root, "%s.%s" % (module, name))
-            self.jobs[key] = Job(module, name, function, folder)
+            folder = os.path.join(self.root, "%s.%s" % key)
+            self.jobs[key] = Job(module, function, folder)
             self.queue.append(self.jobs[key])
         return self.jobs[key]
 
@@ -103,20 +105,20 @@ class Scheduler:
             self.proc = None
             job.done.set()
 
-    def result(self, module, name, function):
-        job = self.add(module, name, function)
+    def result(self, module, function):
+        job = self.add(module, function)
         with self.lock:
             run_here = not job.started  # not started yet: run it now, in this thread
             job.started = True
         if run_here:
             self._run(job, self.python())
         if not job.done.wait(TIMEOUT):
-            raise RuntimeError("background job %s.%s still running after %d s"
-                               % (module, name, TIMEOUT))
+            raise RuntimeError("background job %s still running after %d s"
+                               % (job.name, TIMEOUT))
         if job.returncode != 0:
             with open(job.log) as f:
-                raise RuntimeError("background job %s.%s failed (status %s):\n%s"
-                                   % (module, name, job.returncode, f.read()[-5000:]))
+                raise RuntimeError("background job %s failed (status %s):\n%s"
+                                   % (job.name, job.returncode, f.read()[-5000:]))
         return job.folder
 
     def stop(self):
@@ -149,17 +151,16 @@ def start(items, python=None):
         jobs = getattr(module, "BACKGROUND", None) or {}
         used = [name for name in getattr(item, "fixturenames", ()) if name in jobs]
         for name in used:
-            sched.add(module.__name__, name, jobs[name].__name__)
+            sched.add(jobs[name].__module__, jobs[name].__name__)
         alone = alone and bool(used)
     # LFADS_BACKGROUND_ALONE=1: no test runs beside the jobs (they may use both cores)
     sched.start(dict(os.environ, LFADS_BACKGROUND_ALONE="1" if alone else "0"))
     return sched
 
 
-def result(module, name):
-    """The folder of job `name` of test module `module` (its __name__), once done."""
-    mod = sys.modules[module]
-    return scheduler().result(module, name, mod.BACKGROUND[name].__name__)
+def result(function):
+    """The folder of the job `function` (a module-level function), once it is done."""
+    return scheduler().result(function.__module__, function.__name__)
 
 
 def stop():

@@ -9,6 +9,7 @@ counts/bin) and conversion_factor = 1.0.
 """
 import math
 import os
+import pickle
 
 import numpy as np
 
@@ -148,26 +149,62 @@ def corr(a, b):
 
 
 # ------------------------------------------------------------------ shared trained models
-# Trained once per pytest session (the first test module that asks trains them) and
-# reused by test_training.py and test_eval_kinds.py. Tests must not change these
-# folders; copy them (shutil.copytree) before training on.
+# Trained once per pytest session by background jobs (tests/background.py: started when
+# the tests are collected, beside the tests before the first that needs them) and reused
+# by test_training.py and test_eval_kinds.py. Of the trained bundle, which stays in the
+# job's process, the job keeps what the tests compare with in <folder>/trained.pkl: every
+# variable the checkpoint holds (bundle_state), evaluation.model_params and the global
+# step. Tests must not change these folders; copy them (shutil.copytree) before training on.
 _CACHE = {}
 
 MAIN_EPOCHS = 30
 
 
-def main_model(tmp_path_factory):
-    """A tiny model trained MAIN_EPOCHS epochs (300 steps) on make_dataset(seed=0)."""
+def bundle_state(bundle):
+    """Every variable the checkpoint holds: model, optimizer, loop state, rng."""
+    out = {}
+    for prefix, mod in (("model", bundle.model), ("opt", bundle.optimizer),
+                        ("state", bundle.state)):
+        for v in mod.variables:
+            out[prefix + ":" + v.name] = v.numpy()
+    out["rng"] = bundle.rng.state.numpy()
+    return out
+
+
+def _keep_trained(folder, bundle):
+    from lfads_tf2 import evaluation
+    with open(os.path.join(folder, "trained.pkl"), "wb") as f:
+        pickle.dump({"state": bundle_state(bundle), "params": evaluation.model_params(bundle),
+                     "step": int(bundle.state.global_step.numpy())}, f)
+
+
+def _load_trained(folder, flags, data):
+    with open(os.path.join(folder, "trained.pkl"), "rb") as f:
+        trained = pickle.load(f)
+    return dict(trained, data_dir=os.path.join(folder, "data"),
+                save_dir=os.path.join(folder, "save"), data=data, flags=flags)
+
+
+def _main_flags(folder):
+    return ["--data_dir=" + os.path.join(folder, "data"), "--data_filename_stem=" + STEM,
+            "--lfads_save_dir=" + os.path.join(folder, "save")] + TINY_MODEL
+
+
+def train_main_model(folder):
+    """Background job: a tiny model trained MAIN_EPOCHS epochs (300 steps) on
+    make_dataset(seed=0)."""
+    write_dataset(os.path.join(folder, "data"), seed=0)
+    bundle = run(_main_flags(folder) + ["--seed=1", "--max_epochs=%d" % MAIN_EPOCHS,
+                                        "--max_ckpt_to_keep=3", "--max_ckpt_to_keep_lve=2"])
+    _keep_trained(folder, bundle)
+
+
+def main_model():
+    """{data_dir, save_dir, data, flags, state, params, step} of train_main_model."""
     if "main" not in _CACHE:
-        root = tmp_path_factory.mktemp("main_model")
-        data_dir, save_dir = str(root / "data"), str(root / "save")
-        data = write_dataset(data_dir, seed=0)
-        flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + STEM,
-                 "--lfads_save_dir=" + save_dir] + TINY_MODEL
-        bundle = run(flags + ["--seed=1", "--max_epochs=%d" % MAIN_EPOCHS,
-                              "--max_ckpt_to_keep=3", "--max_ckpt_to_keep_lve=2"])
-        _CACHE["main"] = {"data_dir": data_dir, "save_dir": save_dir, "data": data,
-                          "flags": flags, "bundle": bundle}
+        import background
+        folder = background.result(train_main_model)
+        _CACHE["main"] = _load_trained(folder, _main_flags(folder), make_dataset(seed=0))
     return _CACHE["main"]
 
 
@@ -175,26 +212,38 @@ MULTI_DIMS = {"set0": 15, "set1": 12}
 MULTI_FACTORS = 5
 
 
-def multi_model(tmp_path_factory):
-    """Two datasets (D=15 and D=12, same T) with alignment matrices; 2 epochs."""
+def _multi_datas():
+    """Two datasets (D=15 and D=12, same T) with alignment matrices."""
+    datas = {}
+    for i, (name, D) in enumerate(sorted(MULTI_DIMS.items())):
+        d = make_dataset(seed=10 + i, n_train=32, n_valid=16, D=D)
+        rs = np.random.RandomState(20 + i)
+        d["alignment_matrix_cxf"] = rs.randn(D, MULTI_FACTORS) / np.sqrt(D)
+        d["alignment_bias_c"] = np.log(np.asarray(d["train_data"]).mean(axis=(0, 1)) + 0.1)
+        datas[name] = d
+    return datas
+
+
+def _multi_flags(folder):
+    return ["--data_dir=" + os.path.join(folder, "data"), "--data_filename_stem=" + STEM,
+            "--lfads_save_dir=" + os.path.join(folder, "save")] + TINY_NO_CONTROLLER
+
+
+def train_multi_model(folder):
+    """Background job: a model of the two _multi_datas trained 2 epochs."""
+    for name, d in _multi_datas().items():
+        utils.write_data(os.path.join(folder, "data", "%s_%s" % (STEM, name)), d)
+    flags = _multi_flags(folder)
+    assert "--factors_dim=%d" % MULTI_FACTORS in flags
+    _keep_trained(folder, run(flags + ["--seed=2", "--max_epochs=2"]))
+
+
+def multi_model():
+    """{data_dir, save_dir, data, flags, state, params, step} of train_multi_model."""
     if "multi" not in _CACHE:
-        root = tmp_path_factory.mktemp("multi_model")
-        data_dir, save_dir = str(root / "data"), str(root / "save")
-        datas = {}
-        for i, (name, D) in enumerate(sorted(MULTI_DIMS.items())):
-            d = make_dataset(seed=10 + i, n_train=32, n_valid=16, D=D)
-            rs = np.random.RandomState(20 + i)
-            d["alignment_matrix_cxf"] = rs.randn(D, MULTI_FACTORS) / np.sqrt(D)
-            d["alignment_bias_c"] = np.log(np.asarray(d["train_data"]).mean(axis=(0, 1))
-                                           + 0.1)
-            utils.write_data(os.path.join(data_dir, "%s_%s" % (STEM, name)), d)
-            datas[name] = d
-        flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + STEM,
-                 "--lfads_save_dir=" + save_dir] + TINY_NO_CONTROLLER
-        assert "--factors_dim=%d" % MULTI_FACTORS in flags
-        bundle = run(flags + ["--seed=2", "--max_epochs=2"])
-        _CACHE["multi"] = {"data_dir": data_dir, "save_dir": save_dir, "data": datas,
-                           "flags": flags, "bundle": bundle}
+        import background
+        folder = background.result(train_multi_model)
+        _CACHE["multi"] = _load_trained(folder, _multi_flags(folder), _multi_datas())
     return _CACHE["multi"]
 
 

@@ -1,7 +1,8 @@
 """Checkpoints written by v0.1 (before the model was split into lfads_tf2's parts)
 restore with the current code: same outputs, and training resumes from them.
 
-tests/data/v0_1 was made by tests/v0_1_checkpoint.py with the v0.1 code.
+tests/data/v0_1 was made by tests/v0_1_checkpoint.py with the v0.1 code. The resumed
+training runs as a background job (tests/background.py) beside earlier tests.
 """
 import os
 import shutil
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 import conftest
 import lfads_testdata as td
 
@@ -40,11 +42,26 @@ def test_v0_1_checkpoint_restores_with_the_same_outputs(save_dir):
                                    err_msg=key)
 
 
-def test_training_resumes_from_a_v0_1_checkpoint(save_dir):
+def resume_v0_1(folder):
+    """Background job (tests/background.py): a copy of the v0.1 save folder trained on
+    to epoch 3 with the current code."""
+    save = os.path.join(folder, "save")
+    shutil.copytree(v0_1.SAVE, save)
+    td.run(v0_1.FLAGS + ["--lfads_save_dir=" + save, "--kind=train", "--max_epochs=3"])
+
+
+BACKGROUND = {"resumed_v0_1": resume_v0_1}
+
+
+@pytest.fixture(scope="module")
+def resumed_v0_1():
+    return os.path.join(background.result(resume_v0_1), "save")
+
+
+def test_training_resumes_from_a_v0_1_checkpoint(resumed_v0_1):
     """Resumes at the saved epoch and step, then writes the current layout, which
     restores to the same outputs."""
-    td.run(v0_1.FLAGS + ["--lfads_save_dir=" + save_dir, "--kind=train",
-                         "--max_epochs=3"])
+    save_dir = resumed_v0_1
     lines = td.fitlog_lines(save_dir)
     assert [td.fitlog_record(line)["epoch"] for line in lines] == [2]
     assert td.fitlog_record(lines[0])["step"] == 12  # 8 steps in v0.1, 4 an epoch

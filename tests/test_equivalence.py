@@ -3,14 +3,16 @@
 tests/data/reference_original holds the original's TF1 checkpoint and its
 posterior_push_mean outputs on a small data set (see its MANIFEST.md). It is part of
 the repository, so these tests run on every clone: missing data fail, never skip.
+Training the imported model on runs as a background job (tests/background.py).
 """
+import json
 import os
-import shutil
 
 import h5py
 import numpy as np
 import pytest
 
+import background
 from conftest import REFERENCE
 
 
@@ -26,14 +28,38 @@ DETERMINISTIC_KEYS = ["factors", "output_dist_params", "gen_states", "gen_ics",
                       "prior_g0_mean", "prior_g0_logvar", "train_steps"]
 
 
-@pytest.fixture(scope="module")
-def imported(tmp_path_factory):
+def import_reference(out):
     from lfads_tf2 import import_original
     assert os.path.isfile(os.path.join(REFERENCE, "MANIFEST.md")), \
         "the reference data of the original are missing from " + REFERENCE
-    out = str(tmp_path_factory.mktemp("imported"))
     import_original.import_model(os.path.join(REFERENCE, "model"), out)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("imported"))
+    import_reference(out)
     return out
+
+
+def continue_imported(folder):
+    """Background job (tests/background.py): the imported model trained on 2 epochs;
+    the global step it reached goes to folder/step.json."""
+    work = os.path.join(folder, "continued")
+    import_reference(work)
+    bundle = _run(["--kind=train", "--lfads_save_dir=" + work, "--max_epochs=2",
+                   "--data_dir=" + os.path.join(REFERENCE, "data"), "--seed=3"]
+                  + MODEL_FLAGS)
+    with open(os.path.join(folder, "step.json"), "w") as f:
+        json.dump(int(bundle.state.global_step.numpy()), f)
+
+
+BACKGROUND = {"continued": continue_imported}
+
+
+@pytest.fixture(scope="module")
+def continued():
+    return background.result(continue_imported)
 
 
 def _run(argv):
@@ -72,15 +98,13 @@ def test_push_mean_reproduces_original(imported):
     print("largest absolute difference per key:", worst)
 
 
-def test_continue_training_imported_model(imported, tmp_path):
+def test_continue_training_imported_model(continued):
     from lfads_tf2 import checkpoints
-    work = str(tmp_path / "continued")
-    shutil.copytree(imported, work)
-    bundle = _run(["--kind=train", "--lfads_save_dir=" + work, "--max_epochs=2",
-                   "--data_dir=" + os.path.join(REFERENCE, "data"), "--seed=3"]
-                  + MODEL_FLAGS)
+    work = os.path.join(continued, "continued")
+    with open(os.path.join(continued, "step.json")) as f:
+        step = json.load(f)
     # 40 training trials, batch 16 -> 3 steps an epoch, continuing from step 93
-    assert int(bundle.state.global_step.numpy()) == 93 + 2 * 3
+    assert step == 93 + 2 * 3
     lines = open(os.path.join(work, "fitlog.csv")).read().strip().splitlines()
     assert len(lines) == 2
     paths = checkpoints.read_checkpoint_state(work, "checkpoint")

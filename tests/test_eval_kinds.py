@@ -29,10 +29,14 @@ PUSH_MEAN_DETERMINISTIC = ("prior_g0_mean", "prior_g0_logvar", "post_g0_mean",
                            "gen_states", "factors", "output_dist_params", "train_steps")
 
 
+# the shared models, trained by background jobs (lfads_testdata, tests/background.py)
+BACKGROUND = {"model": td.train_main_model, "multi": td.train_multi_model}
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """The shared trained model, copied so that this module's outputs stay here."""
-    main = td.main_model(tmp_path_factory)
+    main = td.main_model()
     save_dir = str(tmp_path_factory.mktemp("eval") / "save")
     shutil.copytree(main["save_dir"], save_dir)
     flags = [f for f in main["flags"] if not f.startswith("--lfads_save_dir")]
@@ -191,8 +195,12 @@ def test_prior_sample(model):
     check_prior_file(read(model, "stem_prior_sample"), D)
 
 
-def test_prior_sample_dataset_picks_the_readout(tmp_path_factory):
-    multi = td.multi_model(tmp_path_factory)
+@pytest.fixture(scope="module")
+def multi():
+    return td.multi_model()
+
+
+def test_prior_sample_dataset_picks_the_readout(multi):
     save = multi["save_dir"]
     base = multi["flags"] + ["--kind=prior_sample"]
     td.run(base + ["--output_filename_stem=default_"])
@@ -211,7 +219,7 @@ def test_prior_sample_dataset_picks_the_readout(tmp_path_factory):
 def test_write_model_params_equals_trained_variables(model):
     bundle = td.run(model["flags"] + ["--kind=write_model_params"])
     out = read(model, "model_params")
-    trained = evaluation.model_params(model["bundle"])
+    trained = model["params"]  # evaluation.model_params of the trained bundle
     assert sorted(out) == sorted(trained)
     for key, value in trained.items():
         np.testing.assert_array_equal(out[key], value, err_msg=key)

@@ -3,14 +3,17 @@
 Three sessions of different widths with alignment matrices, a controller and a
 2-channel external input, trained one epoch; then the same with a causal
 controller, without factor feedback to the controller, and with the external
-inputs injected into the generator.
+inputs injected into the generator. Both models are trained and evaluated by a
+background job (tests/background.py) while the tests before this module run.
 """
+import json
 import os
 import shutil
 
 import numpy as np
 import pytest
 
+import background
 import conftest
 import lfads_testdata as td
 
@@ -39,25 +42,49 @@ def _reset_determinism():
     conftest.reset_op_determinism()
 
 
+def variant_flags(root, variant):
+    return ["--data_dir=" + os.path.join(root, "data"), "--data_filename_stem=" + td.STEM,
+            "--lfads_save_dir=" + os.path.join(root, "save"),
+            "--ext_input_dim=%d" % td.SESSION_EXT] + td.TINY_MODEL + VARIANTS[variant]
+
+
+def train_sessions(folder):
+    """Background job (tests/background.py): for each variant, a 3-session model trained
+    1 epoch, then posterior_sample_and_average, posterior_push_mean and
+    write_model_params on it; the step trained to goes to <variant>/step.json."""
+    for variant in sorted(VARIANTS):
+        root = os.path.join(folder, variant)
+        flags = variant_flags(root, variant)
+        td.write_sessions(os.path.join(root, "data"), T=T, n_train=E["train"],
+                          n_valid=E["valid"])
+        bundle = td.run(flags + ["--max_epochs=1", "--seed=4"])
+        with open(os.path.join(root, "step.json"), "w") as f:
+            json.dump(int(bundle.state.global_step.numpy()), f)
+        # sample_and_average with 4 samples a trial (the batch size) keeps it quick
+        td.run(flags + ["--kind=posterior_sample_and_average", "--batch_size=4"])
+        td.run(flags + ["--kind=posterior_push_mean"])
+        td.run(flags + ["--kind=write_model_params"])
+
+
+BACKGROUND = {"model": train_sessions}
+
+
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
-def model(request, tmp_path_factory):
-    """A 3-session model trained 1 epoch, then all four kinds run on it."""
-    root = tmp_path_factory.mktemp("sessions_" + request.param)
-    data_dir, save_dir = str(root / "data"), str(root / "save")
-    datas = td.write_sessions(data_dir, T=T, n_train=E["train"], n_valid=E["valid"])
-    flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
-             "--lfads_save_dir=" + save_dir, "--ext_input_dim=%d" % td.SESSION_EXT] \
-        + td.TINY_MODEL + VARIANTS[request.param]
+def model(request):
+    """A 3-session model trained 1 epoch, and all four kinds run on it (a background
+    job); the model restored here (write_model_params again) for the eager checks."""
+    root = os.path.join(background.result(train_sessions), request.param)
+    flags = variant_flags(root, request.param)
     assert "--factors_dim=%d" % F in flags and "--co_dim=%d" % U in flags
-    bundle = td.run(flags + ["--max_epochs=1", "--seed=4"])
-    step = int(bundle.state.global_step.numpy())
+    with open(os.path.join(root, "step.json")) as f:
+        step = json.load(f)
     assert step == sum(E["train"] // B for _ in NAMES)
-    # sample_and_average with 4 samples a trial (the batch size) keeps it quick
-    td.run(flags + ["--kind=posterior_sample_and_average", "--batch_size=4"])
-    push_bundle = td.run(flags + ["--kind=posterior_push_mean"])
-    td.run(flags + ["--kind=write_model_params"])
-    return {"variant": request.param, "flags": flags, "save_dir": save_dir, "data": datas,
-            "step": step, "push_bundle": push_bundle}
+    datas = {name: utils.read_data(os.path.join(root, "data", "%s_%s" % (td.STEM, name)))
+             for name in NAMES}
+    restored = td.run(flags + ["--kind=write_model_params"])
+    assert int(restored.state.global_step.numpy()) == step
+    return {"variant": request.param, "flags": flags, "save_dir": os.path.join(root, "save"),
+            "data": datas, "step": step, "push_bundle": restored}
 
 
 def read(save_dir, name):

@@ -5,7 +5,8 @@ predicts all N neurons and the generator runs T + fp steps (zero encoder and ext
 inputs after T); the likelihood scores all of recon_data. Checked here: the forward
 pass against the NumPy reference of test_model_equations (extended by forward bins),
 the cost against a NumPy Poisson log-likelihood, the held-in-only path unchanged, the
-training/posterior/scoring commands end to end, and test_data validation.
+training/posterior/scoring commands end to end, and test_data validation. The two
+trained models are made by background jobs (tests/background.py) beside earlier tests.
 """
 import json
 import math
@@ -20,6 +21,7 @@ import lfads
 import run_lfads
 import utils
 from lfads_tf2 import checkpoints, evaluation, noise, score_outputs, steps, training
+import background
 import lfads_testdata as td
 from test_model_equations import (RecordingRng, TINY, _close, np_forward_posterior_mean,
                                   params_of)
@@ -260,21 +262,49 @@ def _read(path):
         return {k: hf[k][()] for k in hf}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """2 epochs of a tiny model with a controller on make_heldout_dataset, with the
-    example figure every epoch; then both posterior kinds and prior_sample."""
-    root = tmp_path_factory.mktemp("heldout")
-    data_dir, save_dir = str(root / "data"), str(root / "save")
-    data_path, data = write_heldout(data_dir)
-    flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
-             "--lfads_save_dir=" + save_dir] + td.TINY_MODEL
+def _flags(root):
+    return ["--data_dir=" + os.path.join(root, "data"), "--data_filename_stem=" + td.STEM,
+            "--lfads_save_dir=" + os.path.join(root, "save")] + td.TINY_MODEL
+
+
+def train_heldout(root):
+    """Background job (tests/background.py): 2 epochs of a tiny model with a controller
+    on make_heldout_dataset, with the example figure every epoch; then both posterior
+    kinds and prior_sample."""
+    write_heldout(os.path.join(root, "data"))
+    flags = _flags(root)
     td.run(flags + ["--max_epochs=2", "--plot_every_n_epochs=1",
                     "--temporal_spike_jitter_width=1"])
     for kind in ("posterior_sample_and_average", "posterior_push_mean", "prior_sample"):
         td.run(flags + ["--kind=" + kind])
-    return {"data_dir": data_dir, "save_dir": save_dir, "data_path": data_path,
-            "data": data, "flags": flags}
+
+
+def train_heldout_cd_sv(root):
+    """Background job: the same data and model trained 2 epochs with CD, SV and spike
+    jitter together, then posterior_push_mean."""
+    write_heldout(os.path.join(root, "data"))
+    flags = _flags(root)
+    td.run(flags + ["--max_epochs=2", "--cd_rate=0.3", "--sv_rate=0.1", "--seed=3",
+                    "--temporal_spike_jitter_width=1"])
+    td.run(flags + ["--kind=posterior_push_mean"])
+
+
+BACKGROUND = {"trained": train_heldout, "cd_sv_trained": train_heldout_cd_sv}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The folder of train_heldout (run by a background job while earlier tests run)."""
+    root = background.result(train_heldout)
+    return {"data_dir": os.path.join(root, "data"), "save_dir": os.path.join(root, "save"),
+            "data_path": os.path.join(root, "data", "%s_set0" % td.STEM),
+            "data": make_heldout_dataset(), "flags": _flags(root)}
+
+
+@pytest.fixture(scope="module")
+def cd_sv_trained():
+    root = background.result(train_heldout_cd_sv)
+    return {"save_dir": os.path.join(root, "save"), "data": make_heldout_dataset()}
 
 
 @pytest.mark.parametrize("kind", ["posterior_sample_and_average", "posterior_push_mean"])
@@ -503,21 +533,15 @@ def test_cd_gradients_with_heldout_neurons_and_forward_bins():
     assert (g[:, T:, :] != 0).all() and (g[:, :, D:] != 0).all()
 
 
-def test_training_with_cd_sv_and_jitter_on_heldout_data(tmp_path):
+def test_training_with_cd_sv_and_jitter_on_heldout_data(cd_sv_trained):
     """CD, SV and spike jitter together on held-out/forward data: the fitlog carries
     sv_recon, and the posterior outputs are wide and long."""
-    data_dir, save_dir = str(tmp_path / "data"), str(tmp_path / "save")
-    _, data = write_heldout(data_dir)
-    flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
-             "--lfads_save_dir=" + save_dir] + td.TINY_MODEL
-    td.run(flags + ["--max_epochs=2", "--cd_rate=0.3", "--sv_rate=0.1", "--seed=3",
-                    "--temporal_spike_jitter_width=1"])
+    save_dir, data = cd_sv_trained["save_dir"], cd_sv_trained["data"]
     with open(os.path.join(save_dir, "fitlog.csv")) as f:
         lines = f.read().splitlines()
     assert len(lines) == 2
     for line in lines:
         fields = [x.strip() for x in line.split(",")]
         assert fields[-2] == "sv_recon" and math.isfinite(float(fields[-1]))
-    td.run(flags + ["--kind=posterior_push_mean"])
     out = _read(os.path.join(save_dir, "model_runs_set0_valid_posterior_push_mean"))
     assert out["output_dist_params"].shape == (data["valid_data"].shape[0], 16, 9)

@@ -80,7 +80,7 @@ def check_readme_examples(folder, returncode, stdout, stderr):
 
 @pytest.fixture(scope="module")
 def readme_examples_run():
-    return background.result(__name__, "readme_examples_run")
+    return background.result(readme_examples)
 
 
 def test_run_readme_examples(readme_examples_run):

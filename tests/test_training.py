@@ -1,6 +1,7 @@
 """End-to-end training tests (issues 2 item 7 and 4 item 7).
 
-A tiny model is trained once per session (lfads_testdata.main_model) and checked
+A tiny model is trained once per session (lfads_testdata.main_model, a background job
+beside the tests before it) and checked
 for learning, output files, checkpoints and TensorBoard events; further short runs
 cover resuming (also after SIGKILL), the learning-rate reset, read-out-only
 training, spike jitter, several datasets, external inputs and Gaussian data.
@@ -41,14 +42,18 @@ SCALAR_TAGS = ["LFADS/Total_cost__train_", "LFADS/Total_cost__valid_",
                "LFADS/Corr_cost"]
 
 
-@pytest.fixture(scope="module")
-def main(tmp_path_factory):
-    return td.main_model(tmp_path_factory)
+# the shared models, trained by background jobs (lfads_testdata, tests/background.py)
+BACKGROUND = {"main": td.train_main_model, "multi": td.train_multi_model}
 
 
 @pytest.fixture(scope="module")
-def multi(tmp_path_factory):
-    return td.multi_model(tmp_path_factory)
+def main():
+    return td.main_model()
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return td.multi_model()
 
 
 def fast_flags(data_dir, save_dir):
@@ -60,15 +65,7 @@ def model_weights(bundle):
     return {v.name: v.numpy() for v in bundle.model.variables}
 
 
-def all_state(bundle):
-    """Every variable the checkpoint holds: model, optimizer, loop state, rng."""
-    out = {}
-    for prefix, mod in (("model", bundle.model), ("opt", bundle.optimizer),
-                        ("state", bundle.state)):
-        for v in mod.variables:
-            out[prefix + ":" + v.name] = v.numpy()
-    out["rng"] = bundle.rng.state.numpy()
-    return out
+all_state = td.bundle_state
 
 
 def assert_same_arrays(a, b, what=""):
@@ -214,7 +211,8 @@ def test_checkpoint_round_trip(main):
     """Restoring the last checkpoint gives exactly the trained variables."""
     restored = td.run(main["flags"] + ["--kind=write_model_params",
                                        "--output_filename_stem=roundtrip"])
-    assert_same_arrays(all_state(restored), all_state(main["bundle"]), "restore")
+    # main["state"]: the variables of the trained bundle, kept by the training job
+    assert_same_arrays(all_state(restored), main["state"], "restore")
     assert int(restored.state.global_step.numpy()) == td.MAIN_EPOCHS * 10
     assert int(restored.state.epoch.numpy()) == td.MAIN_EPOCHS
 
@@ -712,8 +710,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
 
 
 def test_multi_dataset_training_has_a_readin_per_dataset(multi):
-    bundle = multi["bundle"]
-    params = evaluation.model_params(bundle)
+    params = multi["params"]  # evaluation.model_params of the trained bundle
     F = td.MULTI_FACTORS
     for name, D in td.MULTI_DIMS.items():
         w_in = params["LFADS_x_2_infac_%s_W:0" % name]
@@ -724,7 +721,7 @@ def test_multi_dataset_training_has_a_readin_per_dataset(multi):
         assert not np.array_equal(w_in, align.astype(np.float32))
         assert np.corrcoef(w_in.ravel(), align.ravel())[0, 1] > 0.9
     # 2 datasets x 2 batches of 16 trials x 2 epochs
-    assert int(bundle.state.global_step.numpy()) == 8
+    assert multi["step"] == 8
     assert len(finite_fitlog(multi["save_dir"])) == 2
     with open(os.path.join(multi["save_dir"], "hyperparameters-0.txt")) as f:
         hps = json.load(f)
