@@ -4,18 +4,21 @@ The mask function against NumPy (rates, scaling, statelessness), the gradients i
 lets through (tf.GradientTape on a tiny model), CD and SV off outside the training
 step, and short end-to-end runs: sv_recon in the fitlog, on stdout, in TensorBoard
 and in on_epoch's records, the SV mask in the checkpoint across a resume, the
-lowest-validation checkpoint chosen on sv_recon, and old checkpoints without SV.
+lowest-validation checkpoint chosen on sv_recon, and old checkpoints without SV (the
+end-to-end runs are background jobs, tests/background.py, beside earlier tests).
 """
 import contextlib
 import glob
 import io
 import os
+import pickle
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 import lfads_testdata as td
 
 import lfads
@@ -280,25 +283,33 @@ def test_train_step_reads_the_cd_rate_without_retracing():
 
 
 # ------------------------------------------------------------------ end to end
-@pytest.fixture(scope="module")
-def sv_run(tmp_path_factory):
-    """3 epochs with CD and SV, --lve_metric=sv (ramps done after the first step), then
-    resumed to 5 epochs through training.train with another --sv_seed and on_epoch."""
-    root = tmp_path_factory.mktemp("cdsv")
-    td.write_dataset(root / "data", seed=3, n_train=48, n_valid=16)
-    save = root / "save"
-    flags = ["--data_dir=" + str(root / "data"), "--data_filename_stem=" + td.STEM,
-             "--lfads_save_dir=" + str(save)] + td.TINY_NO_CONTROLLER + [
+def _sv_flags(root, save):
+    return ["--data_dir=" + os.path.join(root, "data"), "--data_filename_stem=" + td.STEM,
+            "--lfads_save_dir=" + save] + td.TINY_NO_CONTROLLER + [
         "--seed=4", "--cd_rate=0.3", "--sv_rate=0.1", "--sv_seed=1", "--lve_metric=sv",
         "--kl_increase_steps=1", "--l2_increase_steps=1", "--max_ckpt_to_keep_lve=10",
         "--temporal_spike_jitter_width=1"]
-    res = {"root": root, "save": str(save), "flags": flags}
+
+
+def _variables(bundle):
+    return [(v.name, v.numpy()) for v in bundle.model.variables]
+
+
+def cd_sv_runs(root):
+    """Background job (tests/background.py): 3 epochs with CD and SV, --lve_metric=sv
+    (ramps done after the first step), then resumed to 5 epochs through training.train
+    with another --sv_seed and on_epoch; and the same 5 epochs in one go ('whole'). What
+    the tests compare of the bundles, the stdout and the records go to root/runs.pkl."""
+    td.write_dataset(os.path.join(root, "data"), seed=3, n_train=48, n_valid=16)
+    save = os.path.join(root, "save")
+    flags = _sv_flags(root, save)
+    res = {}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        res["first"] = td.run(flags + ["--max_epochs=3"])
+        first = td.run(flags + ["--max_epochs=3"])
     res["stdout"] = out.getvalue()
-    res["first_ckpt"] = tf.train.latest_checkpoint(str(save))
-    res["first_mask"] = res["first"].sv.arrays()["set0"]
+    res["first_ckpt"] = tf.train.latest_checkpoint(save)
+    res["first_mask"] = first.sv.arrays()["set0"]
 
     hps = run_lfads.hps_from_argv(flags + ["--max_epochs=5", "--sv_seed=2"])
     run_lfads.validate_hps(hps)
@@ -308,11 +319,49 @@ def sv_run(tmp_path_factory):
     records = []
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        res["resumed"] = training.train(hps, datasets,
-                                        on_epoch=lambda b, r: records.append(r))
+        resumed = training.train(hps, datasets, on_epoch=lambda b, r: records.append(r))
     res["resume_stdout"] = out.getvalue()
     res["records"] = records
-    return res
+    res["resumed_mask"] = resumed.sv.arrays()["set0"]
+    res["resumed_variables"] = _variables(resumed)
+    res["resumed_rng"] = resumed.rng.state.numpy()
+    res["resumed_lowest_valid_cost"] = float(resumed.state.lowest_valid_cost.numpy())
+
+    whole = td.run(_sv_flags(root, os.path.join(root, "whole")) + ["--max_epochs=5"])
+    res["whole_variables"] = _variables(whole)
+    res["whole_rng"] = whole.rng.state.numpy()
+    with open(os.path.join(root, "runs.pkl"), "wb") as f:
+        pickle.dump(res, f)
+
+
+def resume_without_sv(root):
+    """Background job: a run without SV (1 epoch), resumed with --sv_rate=0.2 to epoch 2
+    (its stdout and epoch go to root/resumed.pkl), then posterior_push_mean without it."""
+    td.write_dataset(os.path.join(root, "data"), seed=5, n_train=32, n_valid=16)
+    flags = ["--data_dir=" + os.path.join(root, "data"), "--data_filename_stem=" + td.STEM,
+             "--lfads_save_dir=" + os.path.join(root, "save")] + td.TINY_NO_CONTROLLER
+    td.run(flags + ["--max_epochs=1"])
+    plain = tf.train.latest_checkpoint(os.path.join(root, "save"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bundle = td.run(flags + ["--max_epochs=2", "--sv_rate=0.2"])
+    with open(os.path.join(root, "resumed.pkl"), "wb") as f:
+        pickle.dump({"plain": plain, "stdout": out.getvalue(),
+                     "epoch": int(bundle.state.epoch.numpy())}, f)
+    td.run(flags + ["--kind=posterior_push_mean"])
+
+
+BACKGROUND = {"sv_run": cd_sv_runs, "without_sv": resume_without_sv}
+
+
+@pytest.fixture(scope="module")
+def sv_run():
+    """cd_sv_runs, run by a background job beside earlier tests."""
+    root = background.result(cd_sv_runs)
+    with open(os.path.join(root, "runs.pkl"), "rb") as f:
+        res = pickle.load(f)
+    save = os.path.join(root, "save")
+    return dict(res, root=root, save=save, flags=_sv_flags(root, save))
 
 
 def test_fitlog_and_stdout_carry_sv_recon(sv_run):
@@ -366,7 +415,7 @@ def test_sv_mask_is_in_the_checkpoint_and_kept_on_resume(sv_run):
     assert "differ from those --sv_rate and --sv_seed give" in sv_run["resume_stdout"]
     last = td.checkpoint_values(tf.train.latest_checkpoint(sv_run["save"]))
     np.testing.assert_array_equal(last[SV_KEY], drawn)
-    np.testing.assert_array_equal(sv_run["resumed"].sv.arrays()["set0"], drawn)
+    np.testing.assert_array_equal(sv_run["resumed_mask"], drawn)
     assert not np.array_equal(drawn, masking.draw_sv_mask(drawn.shape, 0.1, 2, "set0"))
 
 
@@ -374,13 +423,12 @@ def test_seeded_run_with_cd_and_sv_resumes_bit_for_bit(sv_run):
     """The masks' seeds come from the checkpointed generator: 3 + 2 epochs (resumed
     with another --sv_seed, the checkpoint's entries kept) give the fitlog and
     weights of 5 epochs in one go."""
-    whole = str(sv_run["root"] / "whole")
-    flags = [f.replace(sv_run["save"], whole) for f in sv_run["flags"]]
-    bundle = td.run(flags + ["--max_epochs=5"])
+    whole = os.path.join(sv_run["root"], "whole")
     assert td.fitlog_lines(whole) == td.fitlog_lines(sv_run["save"])
-    for a, b in zip(bundle.model.variables, sv_run["resumed"].model.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
-    np.testing.assert_array_equal(bundle.rng.state, sv_run["resumed"].rng.state)
+    assert len(sv_run["whole_variables"]) == len(sv_run["resumed_variables"])
+    for (name, a), (_, b) in zip(sv_run["whole_variables"], sv_run["resumed_variables"]):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    np.testing.assert_array_equal(sv_run["whole_rng"], sv_run["resumed_rng"])
 
 
 def test_lowest_validation_checkpoint_follows_sv_recon(sv_run):
@@ -395,7 +443,7 @@ def test_lowest_validation_checkpoint_follows_sv_recon(sv_run):
     assert saved
     paths = checkpoints.read_checkpoint_state(sv_run["save"], "checkpoint_lve")
     assert [checkpoints.step_of_checkpoint(p) for p in paths] == saved
-    lowest = float(sv_run["resumed"].state.lowest_valid_cost.numpy())
+    lowest = sv_run["resumed_lowest_valid_cost"]
     assert lowest == pytest.approx(best, abs=0.006)
     assert min(r["sv_recon"] for r in sv_run["records"]) >= lowest
 
@@ -412,28 +460,28 @@ def test_evaluation_of_an_sv_checkpoint_with_and_without_the_flags(sv_run, tmp_p
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-def test_checkpoint_without_sv_resumes_with_sv(tmp_path):
+@pytest.fixture(scope="module")
+def without_sv():
+    root = background.result(resume_without_sv)
+    with open(os.path.join(root, "resumed.pkl"), "rb") as f:
+        return dict(pickle.load(f), save=os.path.join(root, "save"))
+
+
+def test_checkpoint_without_sv_resumes_with_sv(without_sv):
     """A run without SV, resumed with --sv_rate: restores, notes that the entries were
     seen, trains on with the mask drawn from the flags (then kept in checkpoints)."""
-    td.write_dataset(tmp_path / "data", seed=5, n_train=32, n_valid=16)
-    flags = ["--data_dir=" + str(tmp_path / "data"), "--data_filename_stem=" + td.STEM,
-             "--lfads_save_dir=" + str(tmp_path / "save")] + td.TINY_NO_CONTROLLER
-    td.run(flags + ["--max_epochs=1"])
-    plain = tf.train.latest_checkpoint(str(tmp_path / "save"))
-    assert SV_KEY not in td.checkpoint_values(plain)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        bundle = td.run(flags + ["--max_epochs=2", "--sv_rate=0.2"])
-    assert "was trained without sample validation" in out.getvalue()
-    assert int(bundle.state.epoch.numpy()) == 2
-    lines = td.fitlog_lines(str(tmp_path / "save"))
+    save = without_sv["save"]
+    assert SV_KEY not in td.checkpoint_values(without_sv["plain"])
+    assert "was trained without sample validation" in without_sv["stdout"]
+    assert without_sv["epoch"] == 2
+    lines = td.fitlog_lines(save)
     assert len(td.fitlog_tokens(lines[0])) == ORIGINAL_TOKENS
     assert td.fitlog_tokens(lines[1])[ORIGINAL_TOKENS] == "sv_recon"
-    values = td.checkpoint_values(tf.train.latest_checkpoint(str(tmp_path / "save")))
+    values = td.checkpoint_values(tf.train.latest_checkpoint(save))
     np.testing.assert_array_equal(values[SV_KEY], masking.draw_sv_mask(
         values[SV_KEY].shape, 0.2, 0, "set0"))
-    # and the SV checkpoint still evaluates without the flag
-    td.run(flags + ["--kind=posterior_push_mean"])
+    # and the SV checkpoint still evaluates without the flag (the job ran it)
+    assert os.path.isfile(os.path.join(save, "model_runs_set0_valid_posterior_push_mean"))
 
 
 @pytest.mark.parametrize("flag, needle", [
