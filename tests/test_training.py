@@ -13,6 +13,8 @@ import io
 import json
 import math
 import os
+import pathlib
+import pickle
 import re
 import shutil
 import signal
@@ -24,6 +26,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 import lfads_testdata as td
 from conftest import ROOT
 
@@ -222,36 +225,79 @@ def _epoch_in_checkpoint(path):
         "state/epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-@pytest.fixture(scope="module")
-def resumed(tmp_path_factory):
-    """2 epochs, then restarted to 4 ('split'), and 4 epochs in one go ('whole')."""
-    root = tmp_path_factory.mktemp("resume")
-    td.write_dataset(root / "data", seed=3, n_train=48, n_valid=16)
+def _resume_flags(root, name):
     # The L2 penalty switches on at step 7 (epoch 2, the first after the restart) with
     # a large scale, so epoch 2 surely costs more than epoch 1 whatever the draws.
     common = ["--seed=5", "--learning_rate_n_to_compare=1", "--l2_start_step=6",
               "--l2_increase_steps=1", "--l2_gen_scale=20000"]
-    res = {"root": root, "data_dir": str(root / "data")}
-    res["split_flags"] = fast_flags(root / "data", root / "split") + common
-    res["whole_flags"] = fast_flags(root / "data", root / "whole") + common
-    res["first"] = td.run(res["split_flags"] + ["--max_epochs=2"])
-    res["first_lr"] = float(res["first"].state.learning_rate.numpy())
-    res["first_costs"] = res["first"].state.train_costs.numpy().copy()
+    return fast_flags(root / "data", root / name) + common
+
+
+def _on_a_copy(flags, src, dest):
+    """flags with --lfads_save_dir=dest, dest a copy of the folder src."""
+    shutil.copytree(str(src), str(dest))
+    return [f for f in flags if not f.startswith("--lfads_save_dir")] + [
+        "--lfads_save_dir=" + str(dest)]
+
+
+def resume_runs(root):
+    """Background job (tests/background.py): 2 epochs, then restarted to 4 ('split'), and
+    4 epochs in one go ('whole'); then copies of 'whole' trained a fifth epoch with
+    --do_train_io_only ('io_only') and with --do_reset_learning_rate ('reset'). What the
+    tests check of the bundles and of the restart's stdout goes to root/runs.pkl."""
+    root = pathlib.Path(root)
+    td.write_dataset(root / "data", seed=3, n_train=48, n_valid=16)
+    res = {}
+    first = td.run(_resume_flags(root, "split") + ["--max_epochs=2"])
+    res["first_step"] = int(first.state.global_step.numpy())
+    res["first_lr"] = float(first.state.learning_rate.numpy())
+    res["first_costs"] = first.state.train_costs.numpy().copy()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        res["resumed"] = td.run(res["split_flags"] + ["--max_epochs=4"])
+        resumed = td.run(_resume_flags(root, "split") + ["--max_epochs=4"])
     res["resume_stdout"] = out.getvalue()
-    res["whole"] = td.run(res["whole_flags"] + ["--max_epochs=4"])
-    return res
+    whole = td.run(_resume_flags(root, "whole") + ["--max_epochs=4"])
+    for name, bundle in (("resumed", resumed), ("whole", whole)):
+        res[name] = {"step": int(bundle.state.global_step.numpy()),
+                     "epoch": int(bundle.state.epoch.numpy()),
+                     "learning_rate": bundle.state.learning_rate.numpy(),
+                     "train_costs": bundle.state.train_costs.numpy(),
+                     "all_state": all_state(bundle), "weights": model_weights(bundle)}
+    flags = _on_a_copy(_resume_flags(root, "whole"), root / "whole", root / "io_only")
+    bundle = td.run(flags + ["--max_epochs=5", "--do_train_io_only"])
+    res["io_only"] = {"step": int(bundle.state.global_step.numpy()),
+                      "weights": model_weights(bundle),
+                      "train_vars": sorted(v.name for v in bundle.train_vars)}
+    flags = _on_a_copy(_resume_flags(root, "whole"), root / "whole", root / "reset")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bundle = td.run(flags + ["--max_epochs=5", "--learning_rate_init=0.003",
+                                 "--do_reset_learning_rate",
+                                 "--learning_rate_n_to_compare=50"])
+    res["reset"] = {"stdout": out.getvalue(), "step": int(bundle.state.global_step.numpy()),
+                    "learning_rate": float(bundle.state.learning_rate.numpy())}
+    with open(str(root / "runs.pkl"), "wb") as f:
+        pickle.dump(res, f)
+
+
+BACKGROUND["resumed"] = resume_runs
+
+
+@pytest.fixture(scope="module")
+def resumed():
+    """resume_runs, run by a background job beside earlier tests."""
+    root = pathlib.Path(background.result(resume_runs))
+    with open(str(root / "runs.pkl"), "rb") as f:
+        res = pickle.load(f)
+    return dict(res, root=root, whole_flags=_resume_flags(root, "whole"))
 
 
 def test_resume_continues_from_the_checkpoint(resumed):
-    assert int(resumed["first"].state.global_step.numpy()) == 6
+    assert resumed["first_step"] == 6
     out = resumed["resume_stdout"]
     assert re.search(r"Restored from \S+lfads_vae\.ckpt-6 \(epoch 2, step 6\)", out), out
-    bundle = resumed["resumed"]
-    assert int(bundle.state.global_step.numpy()) == 12
-    assert int(bundle.state.epoch.numpy()) == 4
+    assert resumed["resumed"]["step"] == 12
+    assert resumed["resumed"]["epoch"] == 4
     lines = td.fitlog_lines(str(resumed["root"] / "split"))
     assert [td.fitlog_record(x)["epoch"] for x in lines] == [0, 1, 2, 3]
     assert [td.fitlog_record(x)["step"] for x in lines] == [3, 6, 9, 12]
@@ -259,24 +305,23 @@ def test_resume_continues_from_the_checkpoint(resumed):
 
 
 def test_resume_carries_learning_rate_and_plateau_history(resumed):
-    resumed_state, whole = resumed["resumed"].state, resumed["whole"].state
-    np.testing.assert_array_equal(resumed_state.train_costs.numpy(),
-                                  whole.train_costs.numpy())
-    assert resumed_state.learning_rate.numpy() == whole.learning_rate.numpy()
+    resumed_state, whole = resumed["resumed"], resumed["whole"]
+    np.testing.assert_array_equal(resumed_state["train_costs"], whole["train_costs"])
+    assert resumed_state["learning_rate"] == whole["learning_rate"]
     # With --learning_rate_n_to_compare=1 the history keeps the last 2 entries. The
     # first epoch after the restart costs more than epoch 1 before it (the L2 switched
     # on), so the carried history makes it decay the rate; a forgotten one could not.
     assert resumed["first_lr"] == np.float32(0.02)
     assert resumed["first_costs"].shape == (2,)
-    assert resumed_state.learning_rate.numpy() == np.float32(0.02) * np.float32(0.95)
-    assert resumed_state.train_costs.numpy()[0] == np.inf
+    assert resumed_state["learning_rate"] == np.float32(0.02) * np.float32(0.95)
+    assert resumed_state["train_costs"][0] == np.inf
     assert "Decreasing learning rate to 0.019000." in resumed["resume_stdout"]
 
 
 def test_resume_with_seed_matches_uninterrupted_run_bit_for_bit(resumed):
     root = resumed["root"]
     assert td.fitlog_lines(str(root / "split")) == td.fitlog_lines(str(root / "whole"))
-    assert_same_arrays(all_state(resumed["resumed"]), all_state(resumed["whole"]),
+    assert_same_arrays(resumed["resumed"]["all_state"], resumed["whole"]["all_state"],
                        "final state")
     for state in ("checkpoint", "checkpoint_lve"):
         a = checkpoints.read_checkpoint_state(str(root / "split"), state)
@@ -405,40 +450,31 @@ def test_sigkill_then_restart_resumes(signalled, capsys):
     assert _epoch_in_checkpoint(final) == epoch + 2
 
 
-def _continue_flags(resumed, name, dest):
-    """The flags of run `name` of the resume fixture, on a copy of its folder."""
-    shutil.copytree(str(resumed["root"] / name), str(dest))
-    flags = [f for f in resumed[name + "_flags"] if not f.startswith("--lfads_save_dir")]
-    return flags + ["--lfads_save_dir=" + str(dest)]
-
-
-def test_do_reset_learning_rate(resumed, tmp_path, capsys):
-    flags = _continue_flags(resumed, "whole", tmp_path / "save")
-    capsys.readouterr()
-    bundle = td.run(flags + ["--max_epochs=5", "--learning_rate_init=0.003",
-                             "--do_reset_learning_rate", "--learning_rate_n_to_compare=50"])
-    assert "Learning rate reset to 0.003" in capsys.readouterr().out
-    assert float(bundle.state.learning_rate.numpy()) == pytest.approx(0.003)
-    assert int(bundle.state.global_step.numpy()) == 15
+def test_do_reset_learning_rate(resumed):
+    reset = resumed["reset"]  # 'whole' trained one more epoch, the rate reset
+    assert "Learning rate reset to 0.003" in reset["stdout"]
+    assert reset["learning_rate"] == pytest.approx(0.003)
+    assert reset["step"] == 15
 
 
 @pytest.fixture(scope="module")
-def io_only(resumed, tmp_path_factory):
+def io_only(resumed):
     """The 4-epoch model of `resumed` trained one more epoch with --do_train_io_only."""
-    flags = _continue_flags(resumed, "whole", tmp_path_factory.mktemp("io_only") / "save")
-    bundle = td.run(flags + ["--max_epochs=5", "--do_train_io_only"])
-    return {"flags": flags, "save_dir": flags[-1].split("=", 1)[1], "bundle": bundle}
+    save_dir = str(resumed["root"] / "io_only")
+    flags = [f for f in resumed["whole_flags"] if not f.startswith("--lfads_save_dir")]
+    return dict(resumed["io_only"], flags=flags + ["--lfads_save_dir=" + save_dir],
+                save_dir=save_dir)
 
 
 def test_do_train_io_only_changes_only_readout(resumed, io_only):
-    before = model_weights(resumed["whole"])
-    after = model_weights(io_only["bundle"])
+    before = resumed["whole"]["weights"]
+    after = io_only["weights"]
     assert sorted(before) == sorted(after)
     changed = sorted(k for k in before if not np.array_equal(before[k], after[k]))
     assert changed == ["LFADS/glm/fac_2_logrates_set0/W:0",
                        "LFADS/glm/fac_2_logrates_set0/b:0"]
-    assert sorted(v.name for v in io_only["bundle"].train_vars) == changed
-    assert int(io_only["bundle"].state.global_step.numpy()) == 15
+    assert io_only["train_vars"] == changed
+    assert io_only["step"] == 15
 
 
 def test_evaluate_after_train_io_only_without_the_flag(io_only):
@@ -450,7 +486,7 @@ def test_evaluate_after_train_io_only_without_the_flag(io_only):
 def test_evaluate_after_train_io_only_with_the_flag(io_only):
     bundle = td.run(io_only["flags"] + ["--kind=posterior_push_mean",
                                         "--do_train_io_only"])
-    assert_same_arrays(model_weights(bundle), model_weights(io_only["bundle"]), "weights")
+    assert_same_arrays(model_weights(bundle), io_only["weights"], "weights")
 
 
 # ------------------------------------------------------------------ damaged checkpoints
