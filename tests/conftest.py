@@ -39,6 +39,15 @@ def _reset_determinism():
 _WARM = {}
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Tests of modules that set RUN_LAST = True run after all the others: they wait for
+    the longest background job, which gets the whole run to finish beside the tests."""
+    last = [item for item in items
+            if getattr(getattr(item, "module", None), "RUN_LAST", False)]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
+
+
 def pytest_collection_finish(session):
     """Starts the warm interpreter's server as soon as the tests are known, if a test
     uses it, and the background jobs of the collected tests (tests/background.py): the

@@ -48,6 +48,7 @@ def readme_examples(folder):
 
 
 BACKGROUND = {"readme_examples_run": readme_examples}
+RUN_LAST = True  # conftest: after every other test, so that the job has the whole run
 
 
 def check_readme_examples(folder, returncode, stdout, stderr):
