@@ -1,14 +1,19 @@
 """--kl_ar_analytic: the closed-form KL between the controller-output posterior and the
 AR(1) prior, against NumPy references (exact sums and a 10^5-sample Monte Carlo), its
-gradients, its use by the model, and a tiny training run with the flag on."""
+gradients, its use by the model, and a tiny training run with the flag on (a background
+job, tests/background.py, beside earlier tests)."""
+import json
 import math
+import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import distributions as dist
 import lfads
 import run_lfads
+import background
 import lfads_testdata as td
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -146,15 +151,34 @@ def test_the_model_uses_it_with_the_flag_and_the_sampled_kl_without():
     np.testing.assert_allclose(out_old.kl_co_b.numpy(), out_s.kl_co_b.numpy(), rtol=1e-6)
 
 
-def test_tiny_training_run_with_the_flag(tmp_path):
-    td.write_dataset(tmp_path / "data", seed=5, n_train=32, n_valid=16)
-    flags = ["--data_dir=%s" % (tmp_path / "data"), "--data_filename_stem=" + td.STEM,
-             "--lfads_save_dir=%s" % (tmp_path / "save"), "--kl_ar_analytic=true",
+def train_with_the_flag(root):
+    """Background job (tests/background.py): a tiny model with a controller trained 2
+    epochs with --kl_ar_analytic; its step and hps flag go to root/trained.json."""
+    td.write_dataset(os.path.join(root, "data"), seed=5, n_train=32, n_valid=16)
+    flags = ["--data_dir=%s" % os.path.join(root, "data"), "--data_filename_stem=" + td.STEM,
+             "--lfads_save_dir=%s" % os.path.join(root, "save"), "--kl_ar_analytic=true",
              "--max_epochs=2", "--seed=1"] + td.TINY_MODEL
     bundle = td.run(flags)
-    assert int(bundle.state.global_step.numpy()) == 4
-    assert bundle.model.hps.kl_ar_analytic is True
-    recs = [td.fitlog_record(line) for line in td.fitlog_lines(str(tmp_path / "save"))]
+    with open(os.path.join(root, "trained.json"), "w") as f:
+        json.dump({"step": int(bundle.state.global_step.numpy()),
+                   "kl_ar_analytic": bundle.model.hps.kl_ar_analytic}, f)
+
+
+BACKGROUND = {"trained_with_the_flag": train_with_the_flag}
+
+
+@pytest.fixture(scope="module")
+def trained_with_the_flag():
+    return background.result(train_with_the_flag)
+
+
+def test_tiny_training_run_with_the_flag(trained_with_the_flag):
+    root = trained_with_the_flag
+    with open(os.path.join(root, "trained.json")) as f:
+        trained = json.load(f)
+    assert trained["step"] == 4
+    assert trained["kl_ar_analytic"] is True
+    recs = [td.fitlog_record(line) for line in td.fitlog_lines(os.path.join(root, "save"))]
     assert len(recs) == 2
     for r in recs:
         assert all(math.isfinite(v) for v in r.values()), r
