@@ -62,6 +62,7 @@ class Scheduler:
         self.stopped = False
         self.lock = threading.Lock()
         self.thread = None
+        self.env = None
 
     def add(self, module, function):
         key = (module, function)
@@ -145,16 +146,13 @@ def start(items, python=None):
     """Starts the jobs of the collected test items (pytest Items), in the order the
     items use them."""
     sched = scheduler(python)
-    alone = True
     for item in items:
         module = getattr(item, "module", None)
         jobs = getattr(module, "BACKGROUND", None) or {}
-        used = [name for name in getattr(item, "fixturenames", ()) if name in jobs]
-        for name in used:
-            sched.add(jobs[name].__module__, jobs[name].__name__)
-        alone = alone and bool(used)
-    # LFADS_BACKGROUND_ALONE=1: no test runs beside the jobs (they may use both cores)
-    sched.start(dict(os.environ, LFADS_BACKGROUND_ALONE="1" if alone else "0"))
+        for name in getattr(item, "fixturenames", ()):
+            if name in jobs:
+                sched.add(jobs[name].__module__, jobs[name].__name__)
+    sched.start()
     return sched
 
 

@@ -48,20 +48,18 @@ def pytest_collection_modifyitems(session, config, items):
         items[:] = [item for item in items if item not in last] + last
 
 
+def pytest_sessionstart(session):
+    """Starts the warm interpreter's server (tests/warm_python.py) before collection: its
+    TensorFlow import runs beside the test process's own (a run that uses neither the
+    server nor a background job pays a few seconds of the idle core)."""
+    _start_warm_python()
+
+
 def pytest_collection_finish(session):
-    """Starts the warm interpreter's server as soon as the tests are known, if a test
-    uses it, and the background jobs of the collected tests (tests/background.py): the
-    server's TensorFlow import and the jobs run beside the tests (the test process keeps
-    mostly to one core)."""
+    """Starts the background jobs of the collected tests (tests/background.py): they run
+    beside the tests (the test process keeps mostly to one core)."""
     import background
-    uses_warm = any("warm_python" in getattr(item, "fixturenames", ())
-                    for item in session.items)
-    has_jobs = any(name in (getattr(getattr(item, "module", None), "BACKGROUND", None) or {})
-                   for item in session.items for name in getattr(item, "fixturenames", ()))
-    if uses_warm or has_jobs:
-        _start_warm_python()
-    if has_jobs:
-        background.start(session.items, python=lambda: _start_warm_python().python())
+    background.start(session.items, python=_warm_python_or_cold)
 
 
 def _start_warm_python():
@@ -73,6 +71,16 @@ def _start_warm_python():
         _WARM["server"] = wp.start(folder)
         _WARM["cleanup"] = lambda: shutil.rmtree(folder, ignore_errors=True)
     return _WARM["server"]
+
+
+def _warm_python_or_cold():
+    """The warm interpreter's path once its server is ready; this Python if the server
+    could not start (a note says so; everything works, more slowly)."""
+    try:
+        return _start_warm_python().python()
+    except Exception as e:  # noqa: BLE001 - e.g. no Unix sockets in a sandbox
+        sys.stderr.write("note: no warm python (%s); commands start cold\n" % e)
+        return sys.executable
 
 
 def pytest_sessionfinish(session):
@@ -88,4 +96,4 @@ def warm_python():
     """An executable `python` whose commands start with TensorFlow already imported
     (tests/warm_python.py): for scripts that start many Python processes, where the
     6-8 s import in each is not what the test is about."""
-    return _start_warm_python().python()
+    return _warm_python_or_cold()
