@@ -146,13 +146,17 @@ def start(items, python=None):
     """Starts the jobs of the collected test items (pytest Items), in the order the
     items use them."""
     sched = scheduler(python)
+    alone = True
     for item in items:
         module = getattr(item, "module", None)
         jobs = getattr(module, "BACKGROUND", None) or {}
-        for name in getattr(item, "fixturenames", ()):
-            if name in jobs:
-                sched.add(jobs[name].__module__, jobs[name].__name__)
-    sched.start()
+        used = [name for name in getattr(item, "fixturenames", ()) if name in jobs]
+        for name in used:
+            sched.add(jobs[name].__module__, jobs[name].__name__)
+        alone = alone and bool(used)
+    # LFADS_BACKGROUND_ALONE=1: every test waits for a job, none runs beside them (a job
+    # may then use both cores)
+    sched.start(dict(os.environ, LFADS_BACKGROUND_ALONE="1" if alone else "0"))
     return sched
 
 
