@@ -58,7 +58,7 @@ class Scheduler:
         self.python = python or (lambda: sys.executable)
         self.jobs = {}
         self.queue = []
-        self.proc = None
+        self.procs = set()  # the job processes running now
         self.stopped = False
         self.lock = threading.Lock()
         self.thread = None
@@ -95,15 +95,16 @@ class Scheduler:
     def _run(self, job, python):
         env = dict(os.environ if self.env is None else self.env)
         env["LFADS_WARM_PYTHON"] = python if python != sys.executable else ""
+        proc = None
         try:
             with open(job.log, "w") as log:
                 proc = subprocess.Popen(
                     [python, os.path.abspath(__file__), "run", job.module, job.function,
                      job.folder], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-                self.proc = proc
+                self.procs.add(proc)
                 job.returncode = proc.wait()
         finally:
-            self.proc = None
+            self.procs.discard(proc)
             job.done.set()
 
     def result(self, module, function):
@@ -125,9 +126,9 @@ class Scheduler:
     def stop(self):
         with self.lock:
             self.stopped = True
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        for proc in list(self.procs):
+            if proc.poll() is None:
+                proc.kill()
         if self.thread is not None:
             self.thread.join(timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
