@@ -386,7 +386,7 @@ def make_tuner(plan, resume):
         trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(
         name=plan.name, storage_path=plan.storage,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3), verbose=1,
         callbacks=[search_history.HistoryRecorder(
             os.path.join(plan.out, search_history.HISTORY))])
     return tune.Tuner(trainable, param_space=space, tune_config=tune_config,
@@ -473,7 +473,11 @@ def run_search(plan):
     """Runs the search of a Plan (prepare) on Ray and writes the outputs; a search
     interrupted in the same folder is resumed (Ray Tune's experiment restore).
     Returns (ResultGrid, best Result or None)."""
-    from ray import tune
+    try:
+        from ray import tune
+    except ImportError:
+        raise SearchError("lfads_tune needs Ray Tune and PyYAML: pip install -e \".[tune]\" "
+                          "(or pip install \"ray[tune]\" pyyaml)") from None
     from lfads_tf2 import search_history
     os.makedirs(plan.out, exist_ok=True)
     resuming = tune.Tuner.can_restore(plan.experiment)
@@ -490,8 +494,11 @@ def run_search(plan):
     started = start_ray(plan.settings)
     try:
         import ray
-        print("Ray: %d CPUs; trials in %s" % (int(ray.cluster_resources().get("CPU", 0)),
-                                             plan.experiment))
+        nodes = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")})
+        print("Ray: %s, %d CPUs on %s; trials in %s" % (
+            "the cluster at " + plan.settings["ray_address"] if plan.settings["ray_address"]
+            else "started here", int(ray.cluster_resources().get("CPU", 0)),
+            ", ".join(nodes), plan.experiment))
         results = make_tuner(plan, resuming).fit()
         best, _ = write_outputs(results, plan)
     finally:
@@ -536,4 +543,9 @@ def console_main():
 
 
 if __name__ == "__main__":
+    # `python -m lfads_tf2.search`: Ray pickles the trainable and the scheduler's helper
+    # by reference, and the trials import them from lfads_tf2.search, not from __main__.
+    for _obj in (lfads_trial, ClampToSpace, trial_dirname):
+        _obj.__module__ = "lfads_tf2.search"
+    sys.modules.setdefault("lfads_tf2.search", sys.modules[__name__])
     console_main()
