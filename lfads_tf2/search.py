@@ -343,8 +343,10 @@ def start_ray(settings):
                               % (settings["ray_address"],
                                  str(e).strip().splitlines()[0][:300])) from None
     else:
-        ray.init(num_cpus=settings["num_cpus"] or None, include_dashboard=False,
-                 logging_level="WARNING")
+        # "local": a Ray of its own, even where `ray start` left the address of another
+        # (or of one no longer running) for ray.init() to connect to
+        ray.init(address="local", num_cpus=settings["num_cpus"] or None,
+                 include_dashboard=False, logging_level="WARNING")
     return True
 
 

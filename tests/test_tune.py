@@ -32,7 +32,7 @@ def ray_session(tmp_path_factory):
                                                   if p])}
     saved = {k: os.environ.get(k) for k in list(env) + ["RAY_AUTH_MODE"]}
     os.environ.update(env)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
         yield
     finally:

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -53,12 +54,16 @@ def test_search_on_a_cluster_started_with_ray_start(tmp_path):
     os.makedirs(env["HOME"])
     port = _free_port()
     log_path = tmp_path / "head.log"
+    # The head's session files and the address file `ray start` writes for ray.init()
+    # to find go to a folder of the test's own, not to /tmp/ray, which others share
+    # (short: Ray's socket paths must stay under 108 characters).
+    temp_dir = tempfile.mkdtemp(prefix="lfads_ray_")
     with open(log_path, "w") as log:
         head = subprocess.Popen(
             [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
              "--port=%d" % port, "--num-cpus=2", "--include-dashboard=false",
-             "--disable-usage-stats"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            cwd=str(tmp_path), start_new_session=True)
+             "--disable-usage-stats", "--temp-dir=" + temp_dir], env=env, stdout=log,
+            stderr=subprocess.STDOUT, cwd=str(tmp_path), start_new_session=True)
     children = []
     try:
         deadline = time.time() + 120
@@ -90,6 +95,13 @@ def test_search_on_a_cluster_started_with_ray_start(tmp_path):
             except subprocess.TimeoutExpired:
                 head.kill()
                 head.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
     time.sleep(1)
-    alive = [p.pid for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = []
+    for child in children:
+        try:
+            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
     assert not alive, "head processes still running: %s" % alive
