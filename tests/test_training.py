@@ -656,9 +656,9 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
     jitter_calls, fed = [], []
     real_jitter, real_call_step = training.jitter_spikes, steps.call_step
 
-    def spy_jitter(counts_bxtxd, width, rs):
+    def spy_jitter(counts_bxtxd, width, rs, **kwargs):
         jitter_calls.append(width)
-        return real_jitter(counts_bxtxd, width, rs)
+        return real_jitter(counts_bxtxd, width, rs, **kwargs)
 
     def spy_call_step(step, hps, name, batch):
         fed.append(np.array(batch["data"]))
