@@ -377,11 +377,13 @@ def plot_population(histories, metric, exploits=(), title=""):
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     colors = {}
+    after_exploit = {(trial, next_epoch) for trial, _, _, next_epoch in exploits}
     for i, (trial, (epochs, values)) in enumerate(sorted(histories.items())):
         epochs, values = np.asarray(epochs, float), np.asarray(values, float)
-        # a jump back to a source's epoch (exploit) starts a new segment
-        breaks = [0] + [j for j in range(1, len(epochs)) if epochs[j] <= epochs[j - 1]] \
-            + [len(epochs)]
+        # an exploit (the weights of another trial) or a jump back in epochs starts a
+        # new segment: the line does not join the trial's old weights to its new ones
+        breaks = [0] + [j for j in range(1, len(epochs)) if epochs[j] <= epochs[j - 1]
+                        or (trial, int(epochs[j])) in after_exploit] + [len(epochs)]
         color = "C%d" % (i % 10)
         colors[trial] = color
         for a, b in zip(breaks, breaks[1:]):

@@ -168,8 +168,6 @@ def prepare(base_hps, settings):
     if hps.get("max_epochs") is None:
         raise SearchError("--max_epochs: required, each trial's number of epochs")
     run_lfads.validate_hps(hps)
-    if hps.sv_rate == 0 and hps.lve_metric == "sv":
-        raise SearchError("--lve_metric=sv needs --sv_rate > 0")
 
     path = s["search_space"]
     params = search_space.parse(search_space.read_file(path), path, _flag_types(),
@@ -203,10 +201,15 @@ def prepare(base_hps, settings):
     if s["search"] == "pbt" and hps.max_epochs <= s["perturbation_interval"]:
         print("note: --max_epochs=%d is not above --perturbation_interval=%d: no trial "
               "will exploit another" % (hps.max_epochs, s["perturbation_interval"]))
+    # TensorFlow's threads in a trial (run_lfads's flags, not hyperparameters): one per
+    # op for training, as run_lfads; ops at once: the trial's CPUs.
+    intra, inter = FLAGS["intra_op_threads"].value, FLAGS["inter_op_threads"].value
+    threads = (intra if intra >= 0 else 1,
+               inter or max(1, int(math.ceil(s["cpus_per_trial"]))))
     return Plan(settings=s, hps=hps, params=params, datasets=datasets, out=out,
                 storage=storage, name=name,
                 experiment=storage.rstrip("/") + "/" + name,
-                metric=search_trial.metric_name(hps))
+                metric=search_trial.metric_name(hps), threads=threads)
 
 
 def settings_record(plan):
@@ -324,6 +327,21 @@ def _token_available():
                                                                   "auth_token"))))
 
 
+def _check_reachable(address):
+    """A one-line error at once when nothing listens at HOST:PORT (ray.init would retry
+    for a minute or more)."""
+    import socket
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SearchError("--ray_address=%s: expected HOST:PORT, e.g. 192.168.1.10:6379 "
+                          "(what `ray start --head` prints)" % address)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise SearchError("--ray_address=%s: cannot connect (%s); is `ray start --head` "
+                          "running there?" % (address, e.strerror or e)) from None
+
+
 def start_ray(settings):
     """Connects to --ray_address or starts Ray here; returns True if this call started
     (or connected) it, False when the process already had a Ray session."""
@@ -336,6 +354,7 @@ def start_ray(settings):
         # ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN).
         if "RAY_AUTH_MODE" not in os.environ and _token_available():
             os.environ["RAY_AUTH_MODE"] = "token"
+        _check_reachable(settings["ray_address"])
         try:
             ray.init(address=settings["ray_address"], logging_level="WARNING")
         except Exception as e:  # noqa: BLE001 - ConnectionError, AuthenticationError, ...
@@ -359,11 +378,7 @@ def make_tuner(plan, resume):
     s, hps = plan.settings, plan.hps
     setup = {"hps": hps, "datasets": plan.datasets,
              "search_keys": [p.name for p in plan.params],
-             "report_every": s["report_every_n_epochs"],
-             "threads": (FLAGS["intra_op_threads"].value
-                         if FLAGS["intra_op_threads"].value >= 0 else 1,
-                         FLAGS["inter_op_threads"].value
-                         or max(1, int(math.ceil(s["cpus_per_trial"]))))}
+             "report_every": s["report_every_n_epochs"], "threads": plan.threads}
     trainable = tune.with_resources(tune.with_parameters(lfads_trial, setup=setup),
                                     {"cpu": s["cpus_per_trial"]})
     if resume:

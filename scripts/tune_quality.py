@@ -6,7 +6,7 @@ training on the 200-trial NLB-style set, at equal training steps per model.
     python scripts/tune_quality.py --rows=pbt --steps=4000         # row 3
         [--data_dir=/tmp/nlbdata/] [--save_root=/tmp/lfads_tune_quality/]
         [--num_samples=8] [--perturbation_interval=100] [--cpus_per_trial=1]
-        [--samples=128] [--seed=1] [--figure=PATH]
+        [--samples=128] [--checkpoint=checkpoint_lve] [--seed=1] [--figure=PATH]
 
 (--rows=defaults,random,pbt runs all three in turn.) The data set is
 chaotic_rnn_nlb_200train (synth_data/run_generate_synth_data.sh: 200 training and 500
@@ -23,7 +23,8 @@ row lfads_cd_sv: the original README's first example with --cd_rate=0.3 --sv_rat
             --perturbation_interval epochs, on sv_recon
 
 Each row then runs posterior_sample_and_average (--samples per trial) on the lowest
-sv_recon checkpoint (checkpoint_lve) of its model, for the searches the best trial's
+sv_recon checkpoint (--checkpoint=checkpoint_lve; `checkpoint`: the newest) of its model,
+for the searches the best trial's
 (<save_dir>/best_model, with run_lfads --flagfile=<save_dir>/best_model/run_lfads.flags),
 and prints the validation co-bps, fp-bps, PSTH R² and rate R² (lfads_score) with the
 wall time of the row (training and search, not the evaluation). The searches write
@@ -88,11 +89,11 @@ def timed(args_list, times_path, key):
     return times[key]
 
 
-def evaluate(flags, save_dir, path, samples):
-    """posterior_sample_and_average on checkpoint_lve; the scores of its valid output."""
+def evaluate(flags, save_dir, path, args):
+    """posterior_sample_and_average on --checkpoint; the scores of its valid output."""
     subprocess.run([sys.executable, os.path.join(ROOT, "run_lfads.py"),
-                    "--kind=posterior_sample_and_average", "--batch_size=%d" % samples,
-                    "--checkpoint_pb_load_name=checkpoint_lve"] + flags,
+                    "--kind=posterior_sample_and_average", "--batch_size=%d" % args.samples,
+                    "--checkpoint_pb_load_name=" + args.checkpoint] + flags,
                    check=True, stdout=subprocess.DEVNULL, env=env())
     out = os.path.join(save_dir, "model_runs_%s_valid_posterior_sample_and_average"
                        % os.path.basename(path)[len(STEM) + 1:])
@@ -109,7 +110,7 @@ def run_row(args, row, path, epochs):
         flags = common + ["--lfads_save_dir=" + save_dir]
         minutes = timed([sys.executable, os.path.join(ROOT, "run_lfads.py"),
                          "--kind=train"] + flags, times_path, "train_s") / 60
-        return evaluate(flags, save_dir, path, args.samples), minutes, save_dir
+        return evaluate(flags, save_dir, path, args), minutes, save_dir
     out = os.path.join(save_dir, "search")
     space = os.path.join(save_dir, "space.yaml")
     with open(space, "w") as f:
@@ -123,7 +124,7 @@ def run_row(args, row, path, epochs):
     flagfile = ["--flagfile=" + os.path.join(best, "run_lfads.flags")]
     if row == "pbt" and args.figure:
         shutil.copyfile(os.path.join(out, "population.png"), args.figure)
-    return evaluate(flagfile, best, path, args.samples), minutes, best
+    return evaluate(flagfile, best, path, args), minutes, best
 
 
 def main():
@@ -136,6 +137,7 @@ def main():
     p.add_argument("--perturbation_interval", type=int, default=100)
     p.add_argument("--cpus_per_trial", type=float, default=1.0)
     p.add_argument("--samples", type=int, default=128)
+    p.add_argument("--checkpoint", default="checkpoint_lve")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--figure", default="")
     args = p.parse_args()

@@ -304,3 +304,17 @@ def test_graph_key_ignores_only_what_the_graph_reads_from_variables(source_trial
         search_trial.graph_key(hps)
     assert search_trial.graph_key(run_lfads.HParams(hps, search_keys=[])) != \
         search_trial.graph_key(hps)
+
+
+def test_an_address_where_no_ray_listens_is_a_one_line_error(tmp_path):
+    pytest.importorskip("ray")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(search.SearchError) as e:
+        search.start_ray(dict(SETTINGS, ray_address="127.0.0.1:%d" % port))
+    assert str(e.value).startswith("--ray_address=127.0.0.1:%d: cannot connect (" % port)
+    with pytest.raises(search.SearchError) as e:
+        search.start_ray(dict(SETTINGS, ray_address="myhead"))
+    assert "expected HOST:PORT" in str(e.value)
