@@ -25,12 +25,12 @@ STEM = "multi"
 FACTORS = 5
 
 
-@pytest.fixture(scope="module")
-def sessions(tmp_path_factory):
-    """Five sessions of 20 units (100-unit RNN, 10 conditions x 20 trials, 50 bins),
-    written without the generator's own alignment; and a copy aligned by lfads_align."""
-    root = tmp_path_factory.mktemp("multisession")
-    datasets = generate_chaotic_rnn_datasets(C=10, N=100, S=20, npcs=FACTORS,
+def write_sessions(root, conditions, factors):
+    """Five sessions of 20 units of one 100-unit chaotic RNN (conditions x 20 trials, 50
+    bins) written to <root>/plain without the generator's own alignment, and copied to
+    <root>/aligned for an alignment to be written into. Returns (plain, aligned, the
+    aligned copy's file paths)."""
+    datasets = generate_chaotic_rnn_datasets(C=conditions, N=100, S=20, npcs=factors,
                                              nreplications=20, T=0.5, input_magnitude=0.0)
     for data in datasets.values():
         del data["alignment_matrix_cxf"], data["alignment_bias_c"]
@@ -38,6 +38,15 @@ def sessions(tmp_path_factory):
     utils.write_datasets(plain, STEM, datasets)
     shutil.copytree(plain, aligned)
     paths = [os.path.join(aligned, "%s_%s" % (STEM, name)) for name in sorted(datasets)]
+    return plain, aligned, paths
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    """Five sessions of 20 units (100-unit RNN, 10 conditions x 20 trials, 50 bins),
+    written without the generator's own alignment; and a copy aligned by lfads_align."""
+    plain, aligned, paths = write_sessions(tmp_path_factory.mktemp("multisession"),
+                                           conditions=10, factors=FACTORS)
     proc = subprocess.run([sys.executable, "-m", "lfads_tf2.alignment"] + paths
                           + ["--factors_dim=%d" % FACTORS],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -115,15 +124,8 @@ def test_training_from_the_alignment_reaches_a_lower_validation_cost(tmp_path):
     with seed 5: none 444.6, aligned 437.6. With 100 bins (T=1.0) and seeds 4, 5, 6:
     none 890.8, 890.8, 891.0, aligned 870.5, 869.6, 873.8."""
     factors = 10
-    datasets = generate_chaotic_rnn_datasets(C=20, N=100, S=20, npcs=factors,
-                                             nreplications=20, T=0.5, input_magnitude=0.0)
-    for data in datasets.values():
-        del data["alignment_matrix_cxf"], data["alignment_bias_c"]
-    plain, aligned = str(tmp_path / "plain"), str(tmp_path / "aligned")
-    utils.write_datasets(plain, STEM, datasets)
-    shutil.copytree(plain, aligned)
-    alignment.align_files([os.path.join(aligned, "%s_%s" % (STEM, name))
-                           for name in sorted(datasets)], factors)
+    _, _, paths = write_sessions(tmp_path, conditions=20, factors=factors)
+    alignment.align_files(paths, factors)
     flags = ["--data_filename_stem=" + STEM, "--factors_dim=%d" % factors, "--ic_dim=16",
              "--ic_enc_dim=32", "--gen_dim=64", "--co_dim=0", "--batch_size=32",
              "--kl_increase_steps=200", "--l2_increase_steps=200", "--max_epochs=20",
