@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import distributions as dist
 from lfads_tf2 import costs as cost_terms
-from lfads_tf2 import encoders, generator, masking, noise, observation
+from lfads_tf2 import encoders, generator, masking, noise, observation, tunables
 from lfads_tf2.readinout import ReadInOut
 
 Costs = cost_terms.Costs
@@ -85,7 +85,11 @@ class LFADS(tf.Module):
             feedback_dim = (hps.factors_dim if hps.feedback_factors_or_rates == "factors"
                             else first.get("recon_dim") or first["data_dim"])
         self.generator = generator.ControllerGenerator(hps, ci_dim, feedback_dim, init_rng)
-        self.cost_terms = cost_terms.CostTerms(hps, *self.generator.l2_variables())
+        # keep_prob, the KL weights and the L2 scales as variables the graph reads, so a
+        # search may change them without retracing (outside the checkpoint).
+        self.tunables = tunables.Tunables(hps)
+        self.cost_terms = cost_terms.CostTerms(hps, *self.generator.l2_variables(),
+                                               tunables=self.tunables)
         self.noise_sizes = noise.Sizes(
             hps.num_steps, I, hps.ic_enc_dim if Z > 0 else 0, Z, hps.gen_dim, U,
             ci_dim + feedback_dim, self.generator.num_steps)
@@ -226,7 +230,6 @@ class LFADS(tf.Module):
         read-out (the data alone, given to a model with held-out neurons or forward
         bins): then it scores the read-out's first T' bins and N' neurons.
         cost_mask: masking.CostMask of coordinated dropout / sample validation, or None."""
-        hps = self.hps
         params = self.readinout.read_out(name, loop.factors_bxtxf)
         output_params, rates = self.observation.reported(params)
         log_p_xgz_b = kl_ic_b = kl_co_b = log_p_sv_b = None
@@ -240,9 +243,10 @@ class LFADS(tf.Module):
                 loglik, log_p_sv_b = masking.objective_loglik(loglik, cost_mask)
             log_p_xgz_b = tf.reduce_sum(loglik, axis=[1, 2])
             if ic_post is not None:
-                kl_ic_b = hps.kl_ic_weight * dist.kl_gaussian_gaussian(ic_post, ic_prior)
+                kl_ic_b = self.tunables.kl_ic_weight * dist.kl_gaussian_gaussian(
+                    ic_post, ic_prior)
             if loop.co_mean_bxtxu is not None:
-                kl_co_b = hps.kl_co_weight * self._kl_co(loop, draws, mode)
+                kl_co_b = self.tunables.kl_co_weight * self._kl_co(loop, draws, mode)
         return ModelOutput(
             factors_bxtxf=loop.factors_bxtxf, gen_states_bxtxg=loop.gen_states_bxtxg,
             gen_ics_bxg=gen_ics_bxg, rates_bxtxd=rates, output_params_bxtxp=output_params,

@@ -1,5 +1,6 @@
 """Installs the LFADS modules and commands (`run_lfads`, `lfads_import_original`, `lfads_score`,
-the data converters `lfads_from_nwb`, `lfads_from_arrays`, `lfads_merge` and `lfads_align`)."""
+the data converters `lfads_from_nwb`, `lfads_from_arrays`, `lfads_merge` and `lfads_align`,
+and the hyperparameter search `lfads_tune`)."""
 from setuptools import setup
 
 setup(
@@ -24,8 +25,11 @@ setup(
     # pynwb (NWB import) is only needed by lfads_from_nwb; the tests need it too.
     # scikit-learn: the metric tests compare with the Neural Latents Benchmark's code, whose
     # evaluation module needs it (nlb-tools itself is installed with --no-deps, see README).
+    # Ray Tune and PyYAML (the search space file) only for lfads_tune; the tests run it.
     extras_require={"nwb": ["pynwb"],
-                    "test": ["pytest", "hypothesis", "pynwb", "scikit-learn"]},
+                    "tune": ["ray[tune]>=2.60", "pyyaml"],
+                    "test": ["pytest", "hypothesis", "pynwb", "scikit-learn",
+                             "ray[tune]>=2.60", "pyyaml"]},
     entry_points={"console_scripts": [
         "run_lfads=run_lfads:console_main",
         "lfads_import_original=lfads_tf2.import_original:console_main",
@@ -34,5 +38,6 @@ setup(
         "lfads_from_arrays=lfads_tf2.array_import:console_main",
         "lfads_merge=lfads_tf2.merge:console_main",
         "lfads_align=lfads_tf2.alignment:console_main",
+        "lfads_tune=lfads_tf2.search:console_main",
     ]},
 )

@@ -67,8 +67,9 @@ class TrainState(tf.Module):
 
 
 # cd_rate: the coordinated-dropout rate, a non-trainable float32 variable the training
-#   step reads (None without --cd_rate), so a search may change it between epochs. Not
-#   in the checkpoint: it is set from --cd_rate whenever a run starts.
+#   step reads (None without CD, see masking.cd_enabled), so a search may change it
+#   between epochs. Not in the checkpoint: it is set from --cd_rate whenever a run starts
+#   (training.set_search_variables), as the other values of lfads_tf2/tunables.py.
 # sv: masking.SampleValidation (the SV masks, checkpoint child `sv`) or None.
 Bundle = collections.namedtuple(
     "Bundle", "model state optimizer rng checkpoint train_vars cd_rate sv")

@@ -9,6 +9,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from lfads_tf2 import tunables as tunables_lib
+
 Costs = collections.namedtuple("Costs", [
     "total", "recon", "kl", "l2", "corr", "kl_weight", "l2_weight",
     "nll_bound_vae", "nll_bound_iwae"])
@@ -31,26 +33,42 @@ def corr_cost(co_mean_bxtxu):
 
 class CostTerms(tf.Module):
     """The L2 penalty on the recurrent weights and the objective from a pass's
-    log-likelihood [B], KL terms [B] and controller-output means [B, T, U]."""
+    log-likelihood [B], KL terms [B] and controller-output means [B, T, U].
 
-    def __init__(self, hps, l2_gen_vars, l2_con_vars):
+    tunables: the model's tunables.Tunables, whose l2_gen_scale and l2_con_scale
+    variables scale the L2 terms (None: the scales of hps, as constants).
+    """
+
+    def __init__(self, hps, l2_gen_vars, l2_con_vars, tunables=None):
         super().__init__(name=None)
         self.hps = hps
         self.l2_gen_vars, self.l2_con_vars = list(l2_gen_vars), list(l2_con_vars)
         # the denominator counts both sets even if l2_con_scale == 0 (§6.3)
         self.l2_numel = float(sum(int(np.prod(v.shape))
                                   for v in self.l2_gen_vars + self.l2_con_vars))
+        self.tunables = tunables
+
+    def _l2_terms(self):
+        """[(scale, variables)] of the L2 terms in the graph: a scale of 0 leaves its
+        term out (as the original), unless a search may change it (lfads_tf2/tunables.py)."""
+        hps, terms = self.hps, []
+        for name, vs in (("l2_gen_scale", self.l2_gen_vars),
+                         ("l2_con_scale", self.l2_con_vars)):
+            if vs and (hps[name] > 0 or tunables_lib.searched(hps, name)):
+                scale = hps[name] if self.tunables is None else getattr(self.tunables, name)
+                terms.append((scale, vs))
+        return terms
 
     def l2(self):
         """[0.5 l2_gen_scale sum ||v||^2 + 0.5 l2_con_scale sum ||v||^2] / numel (§6.3)."""
-        hps = self.hps
-        if not (hps.l2_gen_scale > 0 or hps.l2_con_scale > 0):
+        terms = self._l2_terms()
+        if not terms:
             return tf.constant(0.0)
         cost = 0.0
-        for scale, vs in ((hps.l2_gen_scale, self.l2_gen_vars),
-                          (hps.l2_con_scale, self.l2_con_vars)):
-            if scale > 0:
-                cost += 0.5 * scale * tf.add_n([tf.reduce_sum(tf.square(v)) for v in vs])
+        for scale, vs in terms:
+            # 0.5 * scale is exact in float32 as in float64, so a scale variable gives
+            # the numbers the Python constant gave
+            cost += 0.5 * scale * tf.add_n([tf.reduce_sum(tf.square(v)) for v in vs])
         return cost / self.l2_numel
 
     def __call__(self, log_p_xgz_b, kl_b, co_mean_bxtxu, step, num_samples=1):

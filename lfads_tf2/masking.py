@@ -46,6 +46,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from lfads_tf2 import tunables
+
 # Per-entry masks for the log-likelihood, each [B, T, D] float32 or None (not used):
 #   grad_bxtxd    1 where the reconstruction gradient passes (hidden from the encoders
 #                 by CD, or passed), 0 where only the value counts (CD)
@@ -61,14 +63,15 @@ _PAD_VALUES = CostMask(grad_bxtxd=1.0, weight_bxtxd=1.0, sv_bxtxd=0.0)
 
 
 def cd_enabled(hps):
-    """Whether the training step has coordinated dropout (--cd_rate > 0 at the start).
+    """Whether the training step has coordinated dropout: --cd_rate > 0 at the start,
+    or a search that may change cd_rate (hps.search_keys, see lfads_tf2/tunables.py).
 
     The rate itself is a variable the step reads (bundle.cd_rate), so a search may
     change it between epochs without retracing, also to 0, which turns CD off (all
     gradients pass). A run started with --cd_rate=0 has no CD ops in its graph and
     draws no extra random numbers, so its numbers are those of a run before CD existed.
     """
-    return hps.get("cd_rate", 0.0) > 0.0
+    return hps.get("cd_rate", 0.0) > 0.0 or tunables.searched(hps, "cd_rate")
 
 
 def sv_enabled(hps):

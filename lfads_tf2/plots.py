@@ -360,3 +360,58 @@ def save_figure(fig, path, dpi=None):
             os.remove(tmp_path)
         raise
     return path
+
+
+def plot_population(histories, metric, exploits=(), title=""):
+    """The metric of a search's trials over epochs, with population-based training's
+    exploits marked.
+
+    histories: {trial: (epochs [n], values [n])}, the reports of each trial in order.
+    exploits: [(trial, source trial, epoch of the restored checkpoint, first epoch
+      reported after it)]: the trial took the source's weights at that epoch; drawn as
+      a dashed line from the source's value there to the trial's next report, with a
+      marker.
+    Returns a matplotlib Figure.
+    """
+    fig = Figure(figsize=(8, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = {}
+    after_exploit = {(trial, next_epoch) for trial, _, _, next_epoch in exploits}
+    for i, (trial, (epochs, values)) in enumerate(sorted(histories.items())):
+        epochs, values = np.asarray(epochs, float), np.asarray(values, float)
+        # an exploit (the weights of another trial) or a jump back in epochs starts a
+        # new segment: the line does not join the trial's old weights to its new ones
+        breaks = [0] + [j for j in range(1, len(epochs)) if epochs[j] <= epochs[j - 1]
+                        or (trial, int(epochs[j])) in after_exploit] + [len(epochs)]
+        color = "C%d" % (i % 10)
+        colors[trial] = color
+        for a, b in zip(breaks, breaks[1:]):
+            ax.plot(epochs[a:b], values[a:b], color=color, lw=1.2,
+                    label=trial if a == 0 else None)
+    marked = False
+    for trial, source, epoch, next_epoch in exploits:
+        if source not in histories or trial not in histories:
+            continue
+        src_epochs, src_values = (np.asarray(x, float) for x in histories[source])
+        own_epochs, own_values = (np.asarray(x, float) for x in histories[trial])
+        at_src = np.nonzero(src_epochs == epoch)[0]
+        at_own = np.nonzero(own_epochs == next_epoch)[0]
+        if not len(at_src) or not len(at_own):
+            continue
+        y0, y1 = src_values[at_src[-1]], own_values[at_own[-1]]
+        ax.plot([epoch, next_epoch], [y0, y1], color=colors[trial], ls="--", lw=1.0)
+        ax.plot([epoch], [y0], marker="o", ms=7, mfc="none", color="black",
+                label=None if marked else "exploit (took the weights of a better trial)")
+        marked = True
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    finite = [v for _, values in histories.values() for v in values if np.isfinite(v)]
+    if finite:
+        low, high = np.percentile(finite, [0, 95])
+        pad = 0.05 * (high - low or 1.0)
+        ax.set_ylim(low - pad, high + pad)
+    ax.set_title(title or "%s of every trial (lower is better)" % metric, fontsize=10)
+    ax.legend(fontsize=7, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -88,7 +88,7 @@ def make_train_step(bundle, hps):
     """
     model, state, opt, rng = bundle.model, bundle.state, bundle.optimizer, bundle.rng
     train_vars = bundle.train_vars
-    keep_prob = hps.keep_prob
+    keep_prob = model.tunables.keep_prob  # a variable: a search may change it
     masked = masking.enabled(hps)
 
     def train_step(dataset, batch):

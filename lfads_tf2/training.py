@@ -317,7 +317,26 @@ def _recover_from_nonfinite(bundle, hps, save_dir, recoveries):
           % (hps.max_consecutive_nonfinite_steps, path, float(lr.numpy())))
 
 
-def train(hps, datasets, make_plotter=None, on_epoch=None):
+# A built model with its compiled steps (see build_graph).
+Graph = collections.namedtuple("Graph", "bundle train_step eval_step")
+
+
+def build_graph(hps, datasets):
+    """The model, optimizer, state and checkpoint (checkpoints.build) with the compiled
+    training and validation steps (traced on their first call)."""
+    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    return Graph(bundle, steps.make_train_step(bundle, hps), steps.make_eval_step(bundle, hps))
+
+
+def set_search_variables(bundle, hps):
+    """Sets the variables of the hyperparameters a search may change (lfads_tf2/tunables.py)
+    from hps, except the learning rate, which the checkpoint carries."""
+    bundle.model.tunables.assign(hps)
+    if bundle.cd_rate is not None:
+        bundle.cd_rate.assign(hps.cd_rate)
+
+
+def train(hps, datasets, make_plotter=None, on_epoch=None, graph=None):
     """--kind=train: the original's epoch loop with resumable state (spec §8).
 
     make_plotter(bundle, hps, datasets): the example figure every
@@ -328,6 +347,13 @@ def train(hps, datasets, make_plotter=None, on_epoch=None):
     on_epoch(bundle, record): called at the end of every epoch, after its line and
     checkpoint are written (e.g. by a hyperparameter-search driver, which may change
     bundle.cd_rate there), with the dict `epoch_record` returns.
+    graph: a Graph (build_graph) to train instead of building one. It must have
+    been built from the same hps up to the values of lfads_tf2/tunables.PERTURBABLE
+    (set from hps here), the save folder and the seed. A graph that has trained
+    before (e.g. the one a search trial built earlier in the same process, reused to
+    avoid a new trace) needs a checkpoint in the save folder, which replaces all of
+    its state (weights, optimizer, step, epoch, learning-rate rule, random state,
+    SV masks).
     """
     save_dir = hps.lfads_save_dir
     try:
@@ -338,18 +364,20 @@ def train(hps, datasets, make_plotter=None, on_epoch=None):
     if not os.access(save_dir, os.W_OK):
         raise LfadsError("%s: --lfads_save_dir is not writable" % save_dir)
     with checkpoints.SaveDirLock(save_dir):
-        return _train_locked(hps, datasets, save_dir, make_plotter, on_epoch)
+        return _train_locked(hps, datasets, save_dir, make_plotter, on_epoch, graph)
 
 
 def epoch_record(epoch, step, tr, va, l2, kl_w, l2_w, learning_rate):
     """What an epoch measured, as on_epoch gets it: epoch, step, the training means
     "train" (total, recon, kl, grad_norm, nonfinite_steps), the validation means
     "valid" (total, recon, kl; None without validation data), "sv_recon" (None
-    without sample validation), l2, kl_weight, l2_weight and learning_rate."""
+    without sample validation), l2, kl_weight, l2_weight and learning_rate (the
+    epoch's). The loop adds "checkpoint": the path of the regular checkpoint written
+    at the end of the epoch, or None."""
     return {"epoch": epoch, "step": step, "train": dict(tr),
             "valid": None if va is None else dict(va), "sv_recon": tr.get("sv_recon"),
             "l2": l2, "kl_weight": kl_w, "l2_weight": l2_w,
-            "learning_rate": learning_rate}
+            "learning_rate": learning_rate, "checkpoint": None}
 
 
 def _restore_sv_note(bundle, restored, drawn):
@@ -369,17 +397,23 @@ def _restore_sv_note(bundle, restored, drawn):
     return None
 
 
-def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch):
+def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch, graph):
     if hps.get("seed") is not None:
         # Same seed, same machine, same numbers (also across a kill and resume).
         tf.config.experimental.enable_op_determinism()
-    print("Building graph...")
-    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    if graph is None:
+        print("Building graph...")
+        graph = build_graph(hps, datasets)
+    bundle = graph.bundle
     state = bundle.state
+    trained_before = int(state.global_step.numpy()) > 0  # a reused graph
     drawn_sv = None if bundle.sv is None else bundle.sv.arrays()
     # A damaged newest checkpoint: resume from the newest readable one (with a note).
     restored = checkpoints.restore(bundle, hps, save_dir, hps.checkpoint_pb_load_name,
-                                   required=False, fallback=True)
+                                   required=trained_before, fallback=True)
+    # Not in the checkpoint: from the flags whenever a run starts (a reused graph holds
+    # the values of the run it was built for).
+    set_search_variables(bundle, hps)
     if restored:
         print("Restored from %s (epoch %d, step %d)."
               % (restored, int(state.epoch.numpy()), int(state.global_step.numpy())))
@@ -404,10 +438,20 @@ def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch):
     train_split = split_arrays(datasets, hps, "train",
                                sv_masks=None if bundle.sv is None else bundle.sv.arrays())
     valid_split = split_arrays(datasets, hps, "valid")
-    train_step = steps.make_train_step(bundle, hps)
-    eval_step = steps.make_eval_step(bundle, hps)
-
     writer = tf.summary.create_file_writer(os.path.join(save_dir, "lfads_log"))
+    try:
+        _epochs(hps, graph, datasets, save_dir, saver, saver_lve, train_split,
+                valid_split, writer, make_plotter, on_epoch)
+    finally:  # also when on_epoch ends the run (a search stopping a trial)
+        writer.close()
+    return bundle
+
+
+def _epochs(hps, graph, datasets, save_dir, saver, saver_lve, train_split, valid_split,
+            writer, make_plotter, on_epoch):
+    """The epochs of `train`, until --max_epochs or the learning-rate stop."""
+    bundle, train_step, eval_step = graph
+    state = bundle.state
     csv_path = os.path.join(save_dir, hps.csv_log + ".csv") if hps.csv_log else None
     if csv_path:
         truncate_fitlog(csv_path, int(state.epoch.numpy()))
@@ -471,8 +515,11 @@ def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch):
             print("Decreasing learning rate to %f." % float(state.learning_rate.numpy()))
         state.epoch.assign_add(1)
         stop = float(state.learning_rate.numpy()) < hps.learning_rate_stop
-        if (epoch + 1) % hps.checkpoint_every_n_epochs == 0 or stop:
-            saver.save(step)
+        final = hps.get("max_epochs") is not None and epoch + 1 >= hps.max_epochs
+        # The final epoch's checkpoint is the one written after the loop otherwise; here
+        # it is there for on_epoch.
+        if (epoch + 1) % hps.checkpoint_every_n_epochs == 0 or stop or final:
+            record["checkpoint"] = saver.save(step)
         if on_epoch is not None:  # after the epoch's checkpoint
             on_epoch(bundle, record)
         if stop:
@@ -483,5 +530,3 @@ def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch):
     step = int(state.global_step.numpy())
     if not paths or checkpoints.step_of_checkpoint(paths[-1]) != step:
         saver.save(step)
-    writer.close()
-    return bundle

@@ -74,8 +74,9 @@ def smooth(x_etn, sd_bins):
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sd_bins) ** 2)
     E, T, N = x_etn.shape
     flat = np.moveaxis(x_etn, 1, -1).reshape(-1, T)
-    ones = np.convolve(np.ones(T), kernel, mode="same")
-    out = np.stack([np.convolve(row, kernel, mode="same") for row in flat]) / ones
+    def conv(row):  # centred, length T, also when the kernel is longer than T
+        return np.convolve(row, kernel, mode="full")[half:half + T]
+    out = np.stack([conv(row) for row in flat]) / conv(np.ones(T))
     return np.moveaxis(out.reshape(E, N, T), -1, 1)
 
 

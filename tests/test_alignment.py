@@ -1,12 +1,12 @@
 """lfads_align on the five-session synthetic set (sessions observe disjoint units of one
 chaotic RNN): the keys it writes, and that the aligned factors of different sessions agree.
 
-Training from the alignment against training without it needs a model and a run larger than
-the default suite affords (`test_training_from_the_alignment_reaches_a_lower_validation_cost`,
-marked slow, about 6 minutes on 2 cores): at 5 factors, 50 bins and 15 epochs both end at the
-same validation cost (none 445.1, lfads_align 444.9), and for the first epochs the aligned
-run is worse, since the read-out starts as f W^T + b with the count-scale bias b used as a
-log-rate bias (the original's initialisation).
+Training from the alignment against training without it
+(`test_training_from_the_alignment_reaches_a_lower_validation_cost`) needs 10 factors and
+about 20 epochs: at 5 factors, 50 bins and 15 epochs both end at the same validation cost
+(none 445.1, lfads_align 444.9), and for the first epochs the aligned run is worse, since
+the read-out starts as f W^T + b with the count-scale bias b used as a log-rate bias (the
+original's initialisation).
 """
 import os
 import shutil
@@ -25,12 +25,12 @@ STEM = "multi"
 FACTORS = 5
 
 
-@pytest.fixture(scope="module")
-def sessions(tmp_path_factory):
-    """Five sessions of 20 units (100-unit RNN, 10 conditions x 20 trials, 50 bins),
-    written without the generator's own alignment; and a copy aligned by lfads_align."""
-    root = tmp_path_factory.mktemp("multisession")
-    datasets = generate_chaotic_rnn_datasets(C=10, N=100, S=20, npcs=FACTORS,
+def write_sessions(root, conditions, factors):
+    """Five sessions of 20 units of one 100-unit chaotic RNN (conditions x 20 trials, 50
+    bins) written to <root>/plain without the generator's own alignment, and copied to
+    <root>/aligned for an alignment to be written into. Returns (plain, aligned, the
+    aligned copy's file paths)."""
+    datasets = generate_chaotic_rnn_datasets(C=conditions, N=100, S=20, npcs=factors,
                                              nreplications=20, T=0.5, input_magnitude=0.0)
     for data in datasets.values():
         del data["alignment_matrix_cxf"], data["alignment_bias_c"]
@@ -38,6 +38,15 @@ def sessions(tmp_path_factory):
     utils.write_datasets(plain, STEM, datasets)
     shutil.copytree(plain, aligned)
     paths = [os.path.join(aligned, "%s_%s" % (STEM, name)) for name in sorted(datasets)]
+    return plain, aligned, paths
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    """Five sessions of 20 units (100-unit RNN, 10 conditions x 20 trials, 50 bins),
+    written without the generator's own alignment; and a copy aligned by lfads_align."""
+    plain, aligned, paths = write_sessions(tmp_path_factory.mktemp("multisession"),
+                                           conditions=10, factors=FACTORS)
     proc = subprocess.run([sys.executable, "-m", "lfads_tf2.alignment"] + paths
                           + ["--factors_dim=%d" % FACTORS],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -106,27 +115,21 @@ def _final_valid_costs(root, flags, names):
     return out
 
 
-@pytest.mark.slow
 def test_training_from_the_alignment_reaches_a_lower_validation_cost(tmp_path):
-    """Five sessions of 20 units, 20 conditions x 20 trials of 100 bins; the same seeded
+    """Five sessions of 20 units, 20 conditions x 20 trials of 50 bins; the same seeded
     model (10 factors, generator 64) trained 20 epochs from random read-ins and from
-    lfads_align's. Measured (valid total after 20 epochs, training seeds 4, 5, 6):
-    none 890.8, 890.8, 891.0; aligned 870.5, 869.6, 873.8 (the aligned runs leave the
-    plateau near 891 after about 12 epochs, the unaligned ones do not within 20)."""
+    lfads_align's. Both start on a plateau (valid total about 444); the aligned run
+    leaves it after about 11 epochs, the other does not within 20. Measured, valid
+    total after 20 epochs (training seed 4): none 443.7, aligned 433.9; after 15 epochs
+    with seed 5: none 444.6, aligned 437.6. With 100 bins (T=1.0) and seeds 4, 5, 6:
+    none 890.8, 890.8, 891.0, aligned 870.5, 869.6, 873.8."""
     factors = 10
-    datasets = generate_chaotic_rnn_datasets(C=20, N=100, S=20, npcs=factors,
-                                             nreplications=20, T=1.0, input_magnitude=0.0)
-    for data in datasets.values():
-        del data["alignment_matrix_cxf"], data["alignment_bias_c"]
-    plain, aligned = str(tmp_path / "plain"), str(tmp_path / "aligned")
-    utils.write_datasets(plain, STEM, datasets)
-    shutil.copytree(plain, aligned)
-    alignment.align_files([os.path.join(aligned, "%s_%s" % (STEM, name))
-                           for name in sorted(datasets)], factors)
+    _, _, paths = write_sessions(tmp_path, conditions=20, factors=factors)
+    alignment.align_files(paths, factors)
     flags = ["--data_filename_stem=" + STEM, "--factors_dim=%d" % factors, "--ic_dim=16",
              "--ic_enc_dim=32", "--gen_dim=64", "--co_dim=0", "--batch_size=32",
              "--kl_increase_steps=200", "--l2_increase_steps=200", "--max_epochs=20",
              "--seed=4", "--learning_rate_init=0.01"]
     costs = _final_valid_costs(str(tmp_path), flags, ["plain", "aligned"])
     print("valid total per epoch: %s" % costs)
-    assert costs["aligned"][-1] < costs["plain"][-1] - 5.0
+    assert costs["aligned"][-1] < costs["plain"][-1] - 4.0

@@ -299,3 +299,29 @@ def test_messages_in_the_code_cite_no_specification_or_issue():
                 found.append("%s:%d: %r" % (os.path.relpath(path, ROOT), node.lineno,
                                             CITATION.search(node.value).group(0)))
     assert not found, found
+
+
+def test_lfads_tune_help_lists_its_flags_and_run_lfads_flags_without_tensorflow_or_ray(
+        tmp_path):
+    """lfads_tune --help: its own flags first, then every run_lfads flag (each trial starts
+    from them), and which flags a search may set; quick, so neither TensorFlow nor Ray is
+    imported for it."""
+    code = textwrap.dedent("""\
+        import sys
+        from lfads_tf2 import search as m
+        sys.argv[0] = "lfads_tune"
+        try:
+            m.console_main()
+        finally:
+            print("imported: %s" % [x for x in ("tensorflow", "ray") if x in sys.modules])
+        """)
+    proc = _run([sys.executable, "-c", code, "--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    groups = dict(help_groups(proc.stdout))
+    assert groups["Search"][:2] == ["search_space", "search"]
+    assert "ray_address" in groups["Ray"]
+    assert groups["run_lfads: Data"] == dict(run_lfads.FLAG_GROUPS)["Data"]
+    listed = {name for names in groups.values() for name in names}
+    assert set(run_lfads.defined_flag_names()) <= listed
+    assert "Searchable flags: ic_dim," in proc.stdout
+    assert proc.stdout.rstrip().endswith("imported: []")

@@ -190,3 +190,21 @@ def test_private_uses_are_found(tmp_path):
     assert sorted(p.split(os.sep)[-1] for p in private) == [
         "lfads.py:1 imports _f from lfads_tf2.a",
         "utils.py:4 uses lfads_tf2.a._f", "utils.py:4 uses lfads_tf2.a._f"]
+
+
+def test_only_the_search_driver_imports_ray():
+    """The search driver owns Ray; the training loop, the model and every other module
+    never import it (not even inside a function)."""
+    importers = set()
+    for module, path in project_modules(ROOT).items():
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(name == "ray" or name.startswith("ray.") for name in names):
+                importers.add(module)
+    assert importers == {"lfads_tf2.search", "lfads_tf2.search_history"}, importers
