@@ -31,7 +31,10 @@ class HistoryRecorder(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         row = {key: result.get(key) for key in COLUMNS if key in result}
         row["trial_id"] = trial.trial_id
-        row["config"] = dict(trial.config)
+        # The config the trial ran with, from the trainable: under synchronous PBT the
+        # scheduler may already have given the trial an exploit's new config when its last
+        # report of a round reaches this callback.
+        row["config"] = dict(result.get("config") or trial.config)
         with open(self.path, "a") as f:
             f.write(json.dumps(row, default=_plain, allow_nan=True) + "\n")
 

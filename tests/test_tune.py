@@ -146,3 +146,18 @@ def test_pbt_of_four_trials_exploits(ray_session, data_dir, tmp_path):
     assert os.path.getsize(os.path.join(out, search.OUTPUT_PNG)) > 10000
     assert set(tunables.PERTURBABLE) >= {p.name for p in plan.params}
     assert os.path.exists(os.path.join(out, search.BEST_MODEL, "checkpoint"))
+
+
+def test_history_records_the_config_the_report_was_made_with(tmp_path):
+    # Synchronous PBT perturbs the trial whose report closes a round before callbacks
+    # see that report: trial.config is then already the exploit's new config.
+    from types import SimpleNamespace
+    path = str(tmp_path / "history.jsonl")
+    recorder = search_history.HistoryRecorder(path)
+    trial = SimpleNamespace(trial_id="t0", config={"learning_rate_init": 0.00347})
+    recorder.on_trial_result(1, [trial], trial, {
+        "epoch": 1, "training_iteration": 1, "now_learning_rate": 0.00402,
+        "config": {"learning_rate_init": 0.00402}})
+    recorder.on_trial_result(2, [trial], trial, {"epoch": 2, "training_iteration": 2})
+    rows = search_history.read(path)
+    assert [r["config"]["learning_rate_init"] for r in rows] == [0.00402, 0.00347]
