@@ -84,11 +84,22 @@ def _loop(num_steps, body, carry, output_shapes, reverse=False, stack=True,
         carry, outs = body(t, carry, False)
         return i + 1, carry, [ta.write(t, o) for ta, o in zip(tas, outs)]
 
+    # (the names tell the forward and backward loops apart in a profile)
     _, carry, tas = tf.while_loop(lambda i, *_: i < num_steps - first, loop_body,
-                                  (tf.constant(0), carry, tas))
+                                  (tf.constant(0), carry, tas),
+                                  name="backward_loop" if reverse else "forward_loop")
     if peel_step0 and reverse:
         carry, tas = peeled(carry, tas)
     return carry, [ta.stack() for ta in tas] if stack else tas
+
+
+def _named(grad):
+    """grad with its ops under the name "fast_rnn_grad" (tells them apart in a profile:
+    tape.gradient calls it in the scope of the forward ops)."""
+    def named_grad(*d_outputs):
+        with tf.name_scope("fast_rnn_grad"):
+            return grad(*d_outputs)
+    return named_grad
 
 
 def clips_only_at_step0(clip):
@@ -224,7 +235,7 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
             return (_grad_of_input(d_aru, xp_ru, 3), _grad_of_input(d_ac, xp_c, 3), d_h0,
                     d_w_ru, d_w_c)
 
-        return (hs, h_final), grad
+        return (hs, h_final), _named(grad)
 
     return run(xp_ru, xp_c, h0_kxbxn, w_ru, w_c)
 
@@ -369,7 +380,7 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                     tf.reduce_sum(g_cos, [0, 1]), _grad_of_input(d_gen_aru, gen_xp_ru, 2),
                     _grad_of_input(d_gen_ac, gen_xp_c, 2), d_gen_w[0], d_gen_w[1], d_w_fac]
 
-        return (gen_hs, facs, us, means, logvars), grad
+        return (gen_hs, facs, us, means, logvars), _named(grad)
 
     return run(con_xp[0], con_xp[1], fb0_bxf, con_h0, gen_h0, con_w[0], con_w[1],
                co_w[0], co_w[1], gen_xp[0], gen_xp[1], gen_w[0], gen_w[1], w_fac)
