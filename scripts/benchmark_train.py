@@ -1,7 +1,7 @@
 """Training speed benchmark: seconds per step, achieved GFLOP/s and this machine's limit.
 
     python scripts/benchmark_train.py [--steps=40] [--warmup=10] [--repeats=3]
-        [--configs=C0,C1,README1] [--no_floor]
+        [--configs=C0,C1,README1] [--parts=N] [--no_floor]
 
 Configurations (batch 128, random Poisson data of the right shape):
   C1       50 bins x 30 neurons, ic_enc_dim 64, ci_enc_dim 64, con_dim 64, co_dim 1,
@@ -201,13 +201,16 @@ def machine_limit(hps, cfg):
                 chain_gflops=chain, large_gflops=large)
 
 
-def lfads_step(cfg):
-    """Returns (compiled train step, args) of the full model for a config."""
+def lfads_step(cfg, parts=0):
+    """Returns (compiled train step, args, hps) of the full model for a config; parts:
+    the batch split into that many parts (0: as training does, steps.batch_parts)."""
     import numpy as np
     import run_lfads
     # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
     run_lfads.configure_threads(1, 0)
     from lfads_tf2 import checkpoints, steps
+    if parts:
+        steps.batch_parts = lambda: parts
     hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
     datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
     run_lfads.add_derived_hps(hps, datasets)
@@ -289,9 +292,9 @@ def floor_step(hps, cfg):
     return step, (data,)
 
 
-def run_one(name, steps, warmup, what):
+def run_one(name, steps, warmup, what, parts):
     cfg = CONFIGS[name]
-    step, args, hps = lfads_step(cfg)
+    step, args, hps = lfads_step(cfg, parts)
     result = {"config": name}
     if what == "lfads":
         result["s_per_step"] = _median_step_seconds(step, args, steps, warmup)
@@ -307,7 +310,8 @@ def _child(name, what, args):
     """run_one in a fresh process -> its result dict (None on failure, reported)."""
     out = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--_child=" + name, "--_what=" + what,
-         "--steps=%d" % args.steps, "--warmup=%d" % args.warmup],
+         "--steps=%d" % args.steps, "--warmup=%d" % args.warmup,
+         "--parts=%d" % args.parts],
         capture_output=True, text=True, check=False)
     lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
     if not lines:
@@ -328,6 +332,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3,
                         help="times each configuration runs, alternately; medians shown")
     parser.add_argument("--configs", default="C0,C1,README1")
+    parser.add_argument("--parts", type=int, default=0,
+                        help="split the batch into this many parts run at once "
+                             "(default 0: one per core, as training does)")
     parser.add_argument("--no_floor", action="store_true",
                         help="leave out the Keras floor (a second reference)")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
@@ -335,7 +342,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args._child:
         print("RESULT " + json.dumps(run_one(args._child, args.steps, args.warmup,
-                                             args._what)))
+                                             args._what, args.parts)))
         return 0
     names = args.configs.split(",")
     whats = ["lfads"] + ([] if args.no_floor else ["floor"])
