@@ -19,8 +19,9 @@ def batch_parts():
 
     The parts run at once, one per core, each op single-threaded: a recurrence is
     sequential in time and one small GRU step cannot keep two cores busy, parts of a
-    batch can. Fewer parts than cores leave cores idle; more only add ops (on 2 cores,
-    scripts/benchmark_train.py --parts: 2 parts faster than 1, see the README).
+    batch can. Fewer parts than cores leave cores idle; more only add ops. (On an idle
+    2-core machine 2 parts were faster than 1; with the cores busy with other jobs 1
+    was as fast: scripts/benchmark_train.py --parts, see the README.)
     The count is the machine's, not the inter-op thread pool's, so that a search trial
     given fewer threads draws the same random numbers as a plain run on that machine
     (each part draws its own).

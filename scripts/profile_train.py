@@ -55,25 +55,16 @@ DATA_MOVEMENT = {"GatherV2", "ConcatV2", "Concat", "Split", "SplitV", "Slice",
                  "StopGradient", "PreventGradient", "Cast"}
 
 
-def kind_of(op_type, name):
-    """The kind of work (see KINDS) of an op of type op_type named name."""
+def kind_of(op_type):
+    """The kind of work (see KINDS) of an op of type op_type. (A loop's counter and
+    condition are scalar ops the executor runs inline, untraced: executor+loop.)"""
     if op_type in MATMULS:
         return "matmul"
     if op_type in LOOP_CONTROL:
         return "executor+loop"
     if op_type.startswith(("TensorArray", "TensorList")) or op_type in DATA_MOVEMENT:
         return "data movement"
-    # the loop counter: scalar int ops in the body and the condition
-    if "while/" in name and op_type in ("Less", "AddV2", "Add", "Sub", "LogicalAnd") \
-            and ("/cond/" in name or name.rsplit("/", 1)[-1].startswith(("add", "sub"))):
-        return "executor+loop" if _counter_like(name) else "element-wise"
     return "element-wise"
-
-
-def _counter_like(name):
-    """Ops of a loop's condition and the loop index's increments (while/add, add_1)."""
-    last = name.rsplit("/", 1)[-1].split(":")[0]
-    return "/cond/" in name or last in ("add", "add_1", "sub", "sub_1")
 
 
 def part_of(name):
@@ -152,7 +143,7 @@ def breakdown(space):
                     continue
                 name, op_type = md.name.rsplit(":", 1)
                 part = part_of(name)
-                table[part, kind_of(op_type, name)] += seconds
+                table[part, kind_of(op_type)] += seconds
                 by_type[op_type, part] += seconds
                 if e.offset_ps < span_end:
                     span_ops.append((part, seconds))
