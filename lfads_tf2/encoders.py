@@ -28,18 +28,14 @@ def run_fused(cells_and_inputs):
     states, finals = {}, {}
     for idx in groups.values():
         cells = [cells_and_inputs[i][0] for i in idx]
-        x_ktbk = tf.stack([tf.transpose(cells_and_inputs[i][1], [1, 0, 2]) for i in idx])
-        k, T, n_in, n = len(idx), x_ktbk.shape[1], cells[0].n_in, cells[0].n_units
-        batch = tf.shape(x_ktbk)[2]
-        x_flat = tf.reshape(x_ktbk, [k, -1, n_in])
-
-        def project(ws, biases, width):
-            out = tf.matmul(x_flat, tf.stack(ws))
-            return tf.reshape(out, [k, T, batch, width]) + tf.stack(biases)[:, None]
-
-        w_in = [c.input_weights() for c in cells]
-        xp_ru = project([w[0] for w in w_in], [w[1] for w in w_in], 2 * n)
-        xp_c = project([w[2] for w in w_in], [w[3] for w in w_in], n)
+        T = cells_and_inputs[idx[0]][1].shape[1]
+        batch = tf.shape(cells_and_inputs[idx[0]][1])[0]
+        # each cell's input projection as one 2-D matmul over all steps, stacked time
+        # first [T, k, B, .] (fast_rnn's layout; a batched matmul over [k, T*B, .] and
+        # its gradient needed transposes that took longer than the matmuls)
+        xp_ru, xp_c = [tf.stack(ps, axis=1) for ps in zip(*[
+            cells_and_inputs[i][0].input_projection(
+                tf.transpose(cells_and_inputs[i][1], [1, 0, 2])) for i in idx])]
         h0 = tf.stack([tf.tile(cells_and_inputs[i][2], tf.stack([batch, 1])) for i in idx])
         w_ru, w_c = [tf.stack(ws) for ws in zip(*[c.recurrent_weights() for c in cells])]
         hs_txkxbxn, final_kxbxn = fast_rnn.gru_stack(xp_ru, xp_c, h0, w_ru, w_c,

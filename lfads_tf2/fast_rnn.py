@@ -34,18 +34,20 @@ def _at(x, t, state_rank):
     """Step t of a precomputed input, or a bias as it is.
 
     With states [B, n] (state_rank 2) inputs are [T, B, m] or biases [m]; with
-    stacked states [k, B, n] they are [k, T, B, m] or biases [k, 1, m].
+    stacked states [k, B, n] they are [T, k, B, m] or biases [k, 1, m]. (Time first
+    in both: a step is one contiguous block, and the gradient of an input comes out
+    of the backward loop in the input's layout.)
     """
     if x.shape.rank == state_rank + 1:
-        return tf.gather(x, t, axis=x.shape.rank - 3)
+        return tf.gather(x, t)
     return x
 
 
 def _grad_of_input(d_txx, x, state_rank):
     """The gradient of a precomputed input (see `_at`) from its per-step gradients
-    d [T, B, m] or [T, k, B, m]: transposed to x's layout, or summed for a bias."""
+    d [T, B, m] or [T, k, B, m]: d itself, or summed for a bias."""
     if x.shape.rank == state_rank + 1:
-        return d_txx if state_rank == 2 else tf.transpose(d_txx, [1, 0, 2, 3])
+        return d_txx
     return tf.reshape(tf.reduce_sum(d_txx, [0, state_rank - 1]), tf.shape(x))
 
 
@@ -84,11 +86,22 @@ def _loop(num_steps, body, carry, output_shapes, reverse=False, stack=True,
         carry, outs = body(t, carry, False)
         return i + 1, carry, [ta.write(t, o) for ta, o in zip(tas, outs)]
 
+    # (the names tell the forward and backward loops apart in a profile)
     _, carry, tas = tf.while_loop(lambda i, *_: i < num_steps - first, loop_body,
-                                  (tf.constant(0), carry, tas))
+                                  (tf.constant(0), carry, tas),
+                                  name="backward_loop" if reverse else "forward_loop")
     if peel_step0 and reverse:
         carry, tas = peeled(carry, tas)
     return carry, [ta.stack() for ta in tas] if stack else tas
+
+
+def _named(grad):
+    """grad with its ops under the name "fast_rnn_grad" (tells them apart in a profile:
+    tape.gradient calls it in the scope of the forward ops)."""
+    def named_grad(*d_outputs):
+        with tf.name_scope("fast_rnn_grad"):
+            return grad(*d_outputs)
+    return named_grad
 
 
 def clips_only_at_step0(clip):
@@ -136,22 +149,30 @@ def _cell_forward(xp_ru, xp_c, z, h, w_ru, w_c, clip):
     return (h_new if clip is None else tf.clip_by_value(h_new, -clip, clip)), ru, c, rh
 
 
-def _cell_backward(g, h, ru, c, w_ru, w_c, kz):
-    """Backward of `_cell_forward` given g = dL/dh' (already through the clip).
+def _transposed(w):
+    """A weight matrix [..., m, n] transposed to [..., n, m] (for the backward loops:
+    measured here, a batched matmul by a transposed operand, transpose_b=True, took
+    up to twice as long as one by the matrix transposed once before the loop)."""
+    return tf.linalg.matrix_transpose(w)
+
+
+def _cell_backward(g, h, ru, c, w_ru_t, w_c_t, kz):
+    """Backward of `_cell_forward` given g = dL/dh' (already through the clip) and the
+    weights transposed (`_transposed`: W_ru^T [..., 2n, kz + n], W_c^T [..., n, kz + n]).
 
     Returns (dL/dh, dL/dz or None, dL/d a_ru [..., 2n], dL/d a_c [..., n]), where
     a_ru, a_c are the gate and candidate pre-activations.
     """
     r, u = tf.split(ru, 2, axis=-1)
     d_ac = g * (1.0 - u) * (1.0 - tf.square(c))
-    d_zrh = tf.matmul(d_ac, w_c, transpose_b=True)
+    d_zrh = tf.matmul(d_ac, w_c_t)
     d_z = None
     if kz:
         d_z, d_rh = tf.split(d_zrh, [kz, -1], axis=-1)
     else:
         d_rh = d_zrh
     d_aru = tf.concat([d_rh * h, g * (h - c)], -1) * ru * (1.0 - ru)
-    d_zh = tf.matmul(d_aru, w_ru, transpose_b=True)
+    d_zh = tf.matmul(d_aru, w_ru_t)
     if kz:
         d_z_ru, d_zh = tf.split(d_zh, [kz, -1], axis=-1)
         d_z += d_z_ru
@@ -169,22 +190,28 @@ def _weight_grads(z_txk, h_prev_txn, rh_prev_txn, d_aru_txx2n, d_ac_txn):
     zh, zrh = h_prev_txn, rh_prev_txn
     if z_txk is not None:
         zh, zrh = tf.concat([z_txk, zh], -1), tf.concat([z_txk, zrh], -1)
+
     def rows(x):
-        """[T, B, m] -> [T*B, m]; stacked [T, k, B, m] -> [k, T*B, m]."""
-        if x.shape.rank == 4:
-            x = tf.transpose(x, [1, 0, 2, 3])
-            return tf.reshape(x, [x.shape[0], -1, x.shape[-1]])
+        """[T, B, m] -> [T*B, m]."""
         return tf.reshape(x, [-1, x.shape[-1]])
 
-    # (tf.einsum would do the same, several times slower on this CPU)
-    return (tf.matmul(rows(zh), rows(d_aru_txx2n), transpose_a=True),
-            tf.matmul(rows(zrh), rows(d_ac_txn), transpose_a=True))
+    def grad(x, d):
+        """x^T d over all steps and trials: [m, p], or stacked [k, m, p]."""
+        if x.shape.rank == 3:
+            return tf.matmul(rows(x), rows(d), transpose_a=True)
+        # stacked cells [T, k, B, .]: one 2-D matmul per cell, measured twice as fast
+        # as a batched matmul after transposing to [k, T*B, .] (that transpose was most
+        # of the time; the numbers are the same). (tf.einsum: several times slower.)
+        return tf.stack([tf.matmul(rows(xi), rows(di), transpose_a=True)
+                         for xi, di in zip(tf.unstack(x, axis=1), tf.unstack(d, axis=1))])
+
+    return grad(zh, d_aru_txx2n), grad(zrh, d_ac_txn)
 
 
 def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
     """k independent GRUs of one size over time, stacked: one loop, batched matmuls.
 
-    xp_ru [k, T, B, 2n], xp_c [k, T, B, n]: precomputed inputs with biases (or, for
+    xp_ru [T, k, B, 2n], xp_c [T, k, B, n]: precomputed inputs with biases (or, for
     cells without input, the biases [k, 1, 2n], [k, 1, n]); h0 [k, B, n];
     w_ru [k, n, 2n], w_c [k, n, n] recurrent weights.
     Returns (states [T, k, B, n], final states [k, B, n]).
@@ -209,13 +236,14 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
 
         def grad(d_hs, d_final):
             d_final = tf.zeros_like(h0) if d_final is None else d_final
+            w_ru_t, w_c_t = _transposed(w_ru), _transposed(w_c)
 
             def back(t, d_h, at_step0):
                 # d_hs is None where only the final states are used (the IC encoders)
                 g = d_h if d_hs is None else tf.gather(d_hs, t) + d_h
                 g = _through_clip(g, t, at_step0, hs, clip)
                 d_h_prev, _, d_aru, d_ac = _cell_backward(
-                    g, prev_ta.read(t), ru_ta.read(t), c_ta.read(t), w_ru, w_c, 0)
+                    g, prev_ta.read(t), ru_ta.read(t), c_ta.read(t), w_ru_t, w_c_t, 0)
                 return d_h_prev, [d_aru, d_ac]
 
             d_h0, (d_aru, d_ac) = _loop(num_steps, back, d_final, [shape_ru, shape],
@@ -224,7 +252,7 @@ def gru_stack(xp_ru, xp_c, h0_kxbxn, w_ru, w_c, clip, num_steps):
             return (_grad_of_input(d_aru, xp_ru, 3), _grad_of_input(d_ac, xp_c, 3), d_h0,
                     d_w_ru, d_w_c)
 
-        return (hs, h_final), grad
+        return (hs, h_final), _named(grad)
 
     return run(xp_ru, xp_c, h0_kxbxn, w_ru, w_c)
 
@@ -314,7 +342,9 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                                 else 0.5 * tf.exp(0.5 * logvars) * eps_tbu], -1)
             # the gradients of [mean, logvar] from outside the loop, u's included
             d_co_out = tf.concat([d_mean, d_logvar], -1) + tf.tile(d_u, [1, 1, 2]) * du_dco
-            w_fac_t = tf.transpose(w_fac)
+            w_fac_t, w_co_t = _transposed(w_fac), _transposed(w_co)
+            con_w_ru_t, con_w_c_t = _transposed(con_w_ru), _transposed(con_w_c)
+            gen_w_ru_t, gen_w_c_t = _transposed(gen_w_ru), _transposed(gen_w_c)
 
             def back(t, carry, at_step0):
                 g_con, g_gen, g_fb = carry
@@ -328,14 +358,14 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                 g = _through_clip(g, t, at_step0, gen_hs, clip)
                 d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
                     g, saved.gen_prev.read(t), saved.gen_ru.read(t), saved.gen_c.read(t),
-                    gen_w_ru, gen_w_c, U)
+                    gen_w_ru_t, gen_w_c_t, U)
                 g_co = tf.gather(d_co_out, t) + tf.tile(d_u_gen, [1, 2]) * tf.gather(du_dco,
                                                                                     t)
-                g = _through_clip(g_con + tf.matmul(g_co, w_co, transpose_b=True), t,
+                g = _through_clip(g_con + tf.matmul(g_co, w_co_t), t,
                                   at_step0, con_hs, clip)
                 d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
                     g, saved.con_prev.read(t), saved.con_ru.read(t), saved.con_c.read(t),
-                    con_w_ru, con_w_c, F)
+                    con_w_ru_t, con_w_c_t, F)
                 g_fb_prev = g_fb
                 if F:
                     g_fb_prev = d_z_con if fb_mask_tbf is None \
@@ -369,7 +399,7 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
                     tf.reduce_sum(g_cos, [0, 1]), _grad_of_input(d_gen_aru, gen_xp_ru, 2),
                     _grad_of_input(d_gen_ac, gen_xp_c, 2), d_gen_w[0], d_gen_w[1], d_w_fac]
 
-        return (gen_hs, facs, us, means, logvars), grad
+        return (gen_hs, facs, us, means, logvars), _named(grad)
 
     return run(con_xp[0], con_xp[1], fb0_bxf, con_h0, gen_h0, con_w[0], con_w[1],
                co_w[0], co_w[1], gen_xp[0], gen_xp[1], gen_w[0], gen_w[1], w_fac)

@@ -140,8 +140,8 @@ class ControllerGenerator(tf.Module):
             parts.append(time_major(ext_bxtxi))
         gen_x = tf.concat(parts, -1) if parts else None
         xp, w = gen.fused_inputs(gen_x, slice(0, gen.n_in), slice(0, 0))
-        # one stacked cell: [T, B, m] -> [1, T, B, m], a bias [m] -> [1, 1, m]
-        xp = [x[None] if x.shape.rank == 3 else tf.reshape(x, [1, 1, -1]) for x in xp]
+        # one stacked cell: [T, B, m] -> [T, 1, B, m], a bias [m] -> [1, 1, m]
+        xp = [x[:, None] if x.shape.rank == 3 else tf.reshape(x, [1, 1, -1]) for x in xp]
         gen_states, _ = fast_rnn.gru_stack(xp[0], xp[1], gen_ics_bxg[None], w[0][None],
                                            w[1][None], self.clip, self.num_steps)
         gen_states = tf.squeeze(gen_states, 1)

@@ -30,6 +30,10 @@ class Adam(tf.Module):
                                        name="LFADS/" + base + "/Adam_1")
 
     def apply(self, grads_and_vars):
+        with tf.name_scope("adam"):  # (names the ops in a profile)
+            self._apply(grads_and_vars)
+
+    def _apply(self, grads_and_vars):
         lr_t = (self.learning_rate * tf.sqrt(1.0 - self.beta2_power)
                 / (1.0 - self.beta1_power))
         for g, var in grads_and_vars:

@@ -4,14 +4,32 @@
 are built on `compile_step`, which fixes the input signature; `call_step` runs any of
 them, and evaluation's posterior function, on one dataset's arrays.
 """
+import os
+
 import numpy as np
 import tensorflow as tf
 
 import distributions
 from lfads_tf2 import masking
 
-# Parts a batch is split into (see split_batch_costs); 2 measured fastest on 2 cores.
-TRAIN_BATCH_PARTS = 2
+
+def batch_parts():
+    """Parts a batch is split into (see split_batch_costs): one per core this process
+    may run on.
+
+    The parts run at once, one per core, each op single-threaded: a recurrence is
+    sequential in time and one small GRU step cannot keep two cores busy, parts of a
+    batch can. Fewer parts than cores leave cores idle; more only add ops. (On an idle
+    2-core machine 2 parts were faster than 1; with the cores busy with other jobs 1
+    was as fast: scripts/benchmark_train.py --parts, see the README.)
+    The count is the machine's, not the inter-op thread pool's, so that a search trial
+    given fewer threads draws the same random numbers as a plain run on that machine
+    (each part draws its own).
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # (not on every platform)
+        return max(1, os.cpu_count() or 1)
 
 
 def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_parts):
@@ -90,13 +108,14 @@ def make_train_step(bundle, hps):
     train_vars = bundle.train_vars
     keep_prob = model.tunables.keep_prob  # a variable: a search may change it
     masked = masking.enabled(hps)
+    parts = batch_parts()
 
     def train_step(dataset, batch):
         if masked:
             batch = mask_batch(batch, rng.make_seeds(1)[:, 0], bundle.cd_rate, hps)
         with tf.GradientTape() as tape:
             costs = split_batch_costs(model, dataset, batch, rng, state, "train", keep_prob,
-                                      TRAIN_BATCH_PARTS)
+                                      parts)
             total = costs["total"]
         grads = tape.gradient(total, train_vars)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, train_vars)]
@@ -122,10 +141,11 @@ def make_eval_step(bundle, hps):
     """Compiled validation cost (posterior samples, no dropout, no coordinated dropout
     or sample validation: every entry is read and counts), see `compile_step`."""
     model, state, rng = bundle.model, bundle.state, bundle.rng
+    parts = batch_parts()
 
     def eval_step(dataset, batch):
         costs = split_batch_costs(model, dataset, batch, rng, state, "posterior_sample", 1.0,
-                                  TRAIN_BATCH_PARTS)
+                                  parts)
         return {key: costs[key] for key in ("total", "recon", "kl")}
 
     return compile_step(eval_step, hps)

@@ -1,20 +1,33 @@
-"""Training speed benchmark: median seconds per step after warm-up, and peak memory.
+"""Training speed benchmark: seconds per step, achieved GFLOP/s and this machine's limit.
 
-    python scripts/benchmark_train.py [--steps=30] [--warmup=5] [--configs=C1,README1]
+    python scripts/benchmark_train.py [--steps=40] [--warmup=10] [--repeats=3]
+        [--configs=C0,C1,README1] [--parts=N] [--no_floor]
 
 Configurations (batch 128, random Poisson data of the right shape):
   C1       50 bins x 30 neurons, ic_enc_dim 64, ci_enc_dim 64, con_dim 64, co_dim 1,
            ic_dim 32, gen_dim 100, factors_dim 20
-  C0       as C1 but co_dim 0 (the brief's comparison with the original TF1 code)
+  C0       as C1 but co_dim 0 (no CI encoder, no controller)
   README1  the original README's first example: 100 bins x 50 neurons, co_dim 0,
            factors_dim 20, other flags at their defaults
 
 For each, the full LFADS training step (one compiled graph: forward, cost, gradient,
-clipping, Adam) is timed, and so is a bare "floor" of the same sizes: a minimal
-bidirectional-GRU encoder (Keras GRU layers) plus a controller/generator loop of
-Keras GRU cells and a Poisson loss, forward and backward with plain Adam. The ratio
-LFADS/floor says how much the model's extra structure costs. Each configuration
-runs in its own process so that its peak resident memory can be reported.
+clipping, Adam) is timed: the median of --steps timed steps after --warmup steps. In
+the same process the machine's own throughput is measured for what the step does:
+  * a chain of 50 dependent [B, a] @ [a, b] matmuls with a tanh between, for each
+    shape a recurrence of the model multiplies by at every time step;
+  * a 1024 x 1024 x 1024 matmul.
+The step's floating-point operations are counted from the layer sizes (`step_flops`):
+the sequential ones (inside the recurrences, forward and backward) at the chain's
+throughput plus the rest (input projections, read-out, weight gradients, all one matmul
+over every time step) at the large matmul's give the limit in s/step; "fraction" is
+limit / measured. Element-wise work is not counted: the chain's tanh stands for it.
+The configurations run in turn, each in its own process (which gives its peak resident
+memory), --repeats times alternately; the table shows medians.
+
+A bare "floor" of the same sizes is timed too unless --no_floor: a minimal
+bidirectional-GRU encoder (Keras GRU layers) plus a controller/generator loop of Keras
+GRU cells and a Poisson loss, forward and backward with plain Adam; a second reference,
+what the recurrences cost in TensorFlow 2 before any of LFADS's structure.
 """
 import argparse
 import json
@@ -25,6 +38,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the checkout this script belongs to, before any installed copy of the package
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIGS = {
     "C1": dict(T=50, D=30, flags=["--ic_enc_dim=64", "--ci_enc_dim=64", "--con_dim=64",
@@ -52,13 +67,150 @@ def _median_step_seconds(step_fn, args, steps, warmup):
     return float(np.median(times))
 
 
-def lfads_step(cfg):
-    """Returns (compiled train step, args) of the full model for a config."""
+def _matmul_flops(rows, a, b):
+    """FLOPs of [rows, a] @ [a, b] (a multiply and an add per term)."""
+    return 2.0 * rows * a * b
+
+
+def step_flops(hps, T, D):
+    """The training step's matmul FLOPs, counted from the layer sizes.
+
+    Returns (links, parallel): links {(a, b): FLOPs} of the matmuls that recurrences
+    do one time step after another ([B, a] @ [a, b] with the full batch B), parallel
+    the FLOPs of the matmuls done once over all time steps.
+
+    How they are counted. Every matmul [r, a] @ [a, b] costs 2rab forward, and its
+    backward is two matmuls of the same cost: the input's gradient and the weight's.
+      * Inside a recurrence (per time step, sequential): a GRU's gates and candidate,
+        [B, kz + n] @ [kz + n, 3n] (kz: inputs computed inside the loop: the
+        controller's factor feedback, the generator's u_t), and in the controller loop
+        the controller output [B, C] @ [C, 2U] and the factors [B, G] @ [G, F]. The
+        backward loop multiplies by the same matrices transposed: the sequential FLOPs
+        are twice the forward's.
+      * Once over all steps (parallel): those recurrent matmuls' weight gradients (one
+        matmul over all steps, fast_rnn._weight_grads); the input projections of the
+        encoders and the controller's encoder inputs, the posterior of g0, the map
+        g0 -> generator state, the factors and the read-out (outside the loops):
+        forward, weight gradient, and the input's gradient unless the input is data.
+    Element-wise ops, Adam, the gradient clipping and the costs are not counted.
+    Covers what the benchmark's configurations use (one dataset, no external inputs).
+    """
+    B, G, F = hps.batch_size, hps.gen_dim, hps.factors_dim
+    Z, U, C = hps.ic_dim, hps.co_dim, hps.con_dim
+    Tg = T + hps.get("fp_bins", 0)
+    links, parallel = {}, 0.0
+
+    def link(a, b, steps):
+        links[(a, b)] = links.get((a, b), 0.0) + 2 * steps * _matmul_flops(B, a, b)
+
+    def over_steps(rows, a, b, times):
+        return times * _matmul_flops(rows, a, b)
+
+    k = D  # one dataset: the read-in is the identity, the encoders read the data
+    encoders = []
+    if Z > 0:
+        E, S = hps.ic_enc_dim, min(hps.num_steps_for_gen_ic, T)
+        encoders += [(E, S)] * 2
+        parallel += over_steps(B, 2 * E, 2 * Z, 3)  # posterior mean and logvar
+        if Z != G:
+            parallel += over_steps(B, Z, G, 3)  # g0 -> the generator's initial state
+    ci_dim = 0
+    if U > 0:
+        directions = 1 if hps.do_causal_controller else 2
+        encoders += [(hps.ci_enc_dim, T)] * directions
+        ci_dim = directions * hps.ci_enc_dim
+    for n, S in encoders:
+        link(n, 3 * n, S)
+        parallel += over_steps(B * S, n, 3 * n, 1)  # recurrent weights' gradient
+        parallel += over_steps(B * S, k, 3 * n, 2)  # input projection: data, no dX
+    if U > 0:
+        fb = F if hps.do_feed_factors_to_controller else 0
+        parallel += over_steps(B * Tg, ci_dim, 3 * C, 3)  # encoder outputs -> controller
+        for a, b in ((fb + C, 3 * C), (C, 2 * U), (U + G, 3 * G), (G, F)):
+            link(a, b, Tg)
+            parallel += over_steps(B * Tg, a, b, 1)
+    else:
+        link(G, 3 * G, Tg)
+        parallel += over_steps(B * Tg, G, 3 * G, 1)
+        parallel += over_steps(B * Tg, G, F, 3)  # factors, after the loop
+    parallel += over_steps(B * Tg, F, D, 3)  # read-out
+    return links, parallel
+
+
+def chain_gflops(rows, a, b, parts, links=50, reps=20):
+    """GFLOP/s of `parts` independent chains of `links` dependent [rows/parts, a] @
+    [a, b] matmuls with a tanh between (each link's output, cut or tiled to a columns,
+    is the next link's input): how fast this machine multiplies by a small matrix one
+    time step after another. The chains are unrolled in one tf.function (no loop
+    overhead) and share no ops, so TensorFlow runs them on separate cores."""
+    import numpy as np
+    import tensorflow as tf
+    rs = np.random.RandomState(0)
+    w = tf.constant((rs.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32))
+    xs = [tf.constant(rs.standard_normal((rows // parts, a)).astype(np.float32))
+          for _ in range(parts)]
+    tiles = -(-a // b)
+
+    @tf.function(autograph=False)
+    def chains(xs):
+        outs = []
+        for x in xs:
+            for _ in range(links):
+                y = tf.tanh(tf.matmul(x, w))
+                x = y[:, :a] if tiles == 1 else tf.tile(y, [1, tiles])[:, :a]
+            outs.append(x)
+        return tf.add_n([tf.reduce_sum(x) for x in outs])
+
+    seconds = _median_step_seconds(chains, (xs,), reps, 3)
+    return parts * links * _matmul_flops(rows // parts, a, b) / seconds / 1e9
+
+
+def large_matmul_gflops(parts, size=1024, reps=10):
+    """GFLOP/s of `parts` independent size^3 matmuls run at once (one per core)."""
+    import numpy as np
+    import tensorflow as tf
+    rs = np.random.RandomState(0)
+    xs = [tf.constant(rs.standard_normal((size, size)).astype(np.float32))
+          for _ in range(2 * parts)]
+
+    @tf.function(autograph=False)
+    def products(xs):
+        return tf.add_n([tf.reduce_sum(tf.matmul(xs[2 * i], xs[2 * i + 1]))
+                         for i in range(parts)])
+
+    seconds = _median_step_seconds(products, (xs,), reps, 2)
+    return parts * _matmul_flops(size, size, size) / seconds / 1e9
+
+
+def machine_limit(hps, cfg):
+    """The step's limit on this machine (see `step_flops`), measured now.
+
+    Both throughputs take the better of one chain (or matmul) and one per core, with
+    the step's thread settings; returns dict(flops, limit_s, chain GFLOP/s per shape,
+    large-matmul GFLOP/s).
+    """
+    links, parallel = step_flops(hps, cfg["T"], cfg["D"])
+    cores = os.cpu_count() or 1
+    part_counts = sorted({1, cores})
+    chain = {"%dx%d" % ab: max(chain_gflops(hps.batch_size, ab[0], ab[1], p)
+                               for p in part_counts) for ab in links}
+    large = max(large_matmul_gflops(p) for p in part_counts)
+    limit = parallel / (large * 1e9) + sum(
+        flops / (chain["%dx%d" % ab] * 1e9) for ab, flops in links.items())
+    return dict(flops=parallel + sum(links.values()), limit_s=limit,
+                chain_gflops=chain, large_gflops=large)
+
+
+def lfads_step(cfg, parts=0):
+    """Returns (compiled train step, args, hps) of the full model for a config; parts:
+    the batch split into that many parts (0: as training does, steps.batch_parts)."""
     import numpy as np
     import run_lfads
     # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
     run_lfads.configure_threads(1, 0)
     from lfads_tf2 import checkpoints, steps
+    if parts:
+        steps.batch_parts = lambda: parts
     hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
     datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
     run_lfads.add_derived_hps(hps, datasets)
@@ -66,7 +218,8 @@ def lfads_step(cfg):
     step = steps.make_train_step(bundle, hps)
     rs = np.random.RandomState(0)
     data = rs.poisson(0.3, size=(hps.batch_size, cfg["T"], cfg["D"])).astype(np.float32)
-    return step, (0, data), hps
+    # as the training loop calls it (steps.call_step): a dataset index and numpy arrays
+    return step, (0, {"data": data}), hps
 
 
 def floor_step(hps, cfg):
@@ -139,50 +292,91 @@ def floor_step(hps, cfg):
     return step, (data,)
 
 
-def run_one(name, steps, warmup, what):
+def run_one(name, steps, warmup, what, parts):
     cfg = CONFIGS[name]
-    step, args, hps = lfads_step(cfg)
+    step, args, hps = lfads_step(cfg, parts)
     result = {"config": name}
-    if what in ("lfads", "both"):
-        result["lfads_s_per_step"] = _median_step_seconds(step, args, steps, warmup)
-    if what in ("floor", "both"):
+    if what == "lfads":
+        result["s_per_step"] = _median_step_seconds(step, args, steps, warmup)
+        result.update(machine_limit(hps, cfg))
+    else:
         fstep, fargs = floor_step(hps, cfg)
-        result["floor_s_per_step"] = _median_step_seconds(fstep, fargs, steps, warmup)
+        result["s_per_step"] = _median_step_seconds(fstep, fargs, steps, warmup)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return result
 
 
+def _child(name, what, args):
+    """run_one in a fresh process -> its result dict (None on failure, reported)."""
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--_child=" + name, "--_what=" + what,
+         "--steps=%d" % args.steps, "--warmup=%d" % args.warmup,
+         "--parts=%d" % args.parts],
+        capture_output=True, text=True, check=False)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    if not lines:
+        print("%s %s failed:\n%s" % (name, what, out.stderr[-2000:]))
+        return None
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _median(values):
+    import numpy as np
+    return float(np.median(values))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--configs", default="C1,C0,README1")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="times each configuration runs, alternately; medians shown")
+    parser.add_argument("--configs", default="C0,C1,README1")
+    parser.add_argument("--parts", type=int, default=0,
+                        help="split the batch into this many parts run at once "
+                             "(default 0: one per core, as training does)")
+    parser.add_argument("--no_floor", action="store_true",
+                        help="leave out the Keras floor (a second reference)")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--_what", default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--_what", default="lfads", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
         print("RESULT " + json.dumps(run_one(args._child, args.steps, args.warmup,
-                                             args._what)))
+                                             args._what, args.parts)))
         return 0
-    print("%-8s %14s %8s %14s %8s %8s" % ("config", "lfads s/step", "peak MB",
-                                         "floor s/step", "peak MB", "ratio"))
-    for name in args.configs.split(","):
-        res = {}
-        for what in ("lfads", "floor"):
-            out = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--_child=" + name,
-                 "--_what=" + what, "--steps=%d" % args.steps,
-                 "--warmup=%d" % args.warmup],
-                capture_output=True, text=True, check=False)
-            lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-            if not lines:
-                print("%s %s failed:\n%s" % (name, what, out.stderr[-2000:]))
-                return 1
-            res[what] = json.loads(lines[-1][len("RESULT "):])
-        lf, fl = res["lfads"]["lfads_s_per_step"], res["floor"]["floor_s_per_step"]
-        print("%-8s %14.4f %8.0f %14.4f %8.0f %8.2f" % (
-            name, lf, res["lfads"]["peak_rss_mb"], fl, res["floor"]["peak_rss_mb"],
-            lf / fl))
+    names = args.configs.split(",")
+    whats = ["lfads"] + ([] if args.no_floor else ["floor"])
+    runs = {(name, what): [] for name in names for what in whats}
+    for _ in range(args.repeats):
+        for name in names:
+            for what in whats:
+                res = _child(name, what, args)
+                if res is None:
+                    return 1
+                runs[name, what].append(res)
+    print("load average at the end: %.1f %.1f %.1f on %d cores"
+          % (os.getloadavg() + (os.cpu_count(),)))
+    print("%-8s %8s %8s %8s %8s %8s %8s | %8s %7s" % (
+        "config", "s/step", "GFLOP/s", "limit s", "fraction", "GFLOP", "peak MB",
+        "floor s", "ratio"))
+    for name in names:
+        lf = runs[name, "lfads"]
+        sec = _median([r["s_per_step"] for r in lf])
+        flops = lf[0]["flops"]
+        line = "%-8s %8.4f %8.2f %8.4f %8.2f %8.3f %8.0f" % (
+            name, sec, flops / sec / 1e9, _median([r["limit_s"] for r in lf]),
+            _median([r["limit_s"] / r["s_per_step"] for r in lf]), flops / 1e9,
+            max(r["peak_rss_mb"] for r in lf))
+        if "floor" in whats:
+            fl = _median([r["s_per_step"] for r in runs[name, "floor"]])
+            line += " | %8.4f %7.2f" % (fl, sec / fl)
+        print(line)
+        print("         each run: " + ", ".join(
+            "%.4f s (limit %.4f)" % (r["s_per_step"], r["limit_s"]) for r in lf))
+        print("         throughput (median GFLOP/s): large matmul %.1f; chains %s" % (
+            _median([r["large_gflops"] for r in lf]), ", ".join(
+                "%s %.1f" % (shape, _median([r["chain_gflops"][shape] for r in lf]))
+                for shape in lf[0]["chain_gflops"])))
         sys.stdout.flush()
     return 0
 
