@@ -25,8 +25,11 @@ from lfads_tf2 import checkpoints, steps, training
 import utils
 from utils import LfadsError
 
-# Rows (trials x samples) pushed through the generator at once when sampling.
-ROWS_PER_CHUNK = 4096
+# Rows (trials x samples) pushed through the generator at once when sampling. Memory
+# grows by about 0.3 MB a row (the README's no-inputs model: 100 bins, gen_dim 200),
+# speed hardly changes above 1,000 rows: 1,024 rows peak at 1.1 GB in all, 4,096 at
+# 2.0 GB, in the same time (scripts/benchmark_sampling.py).
+ROWS_PER_CHUNK = 1024
 
 
 def output_file_name(hps, dataset_name, split, kind):

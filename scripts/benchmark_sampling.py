@@ -36,7 +36,7 @@ CODE = os.environ.get("LFADS_BENCH_ROOT",
                       os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_child(config, n_trials, samples):
+def run_child(config, n_trials, samples, rows_per_chunk=None):
     import contextlib
     import io
     import numpy as np
@@ -47,6 +47,8 @@ def run_child(config, n_trials, samples):
     from lfads_tf2 import checkpoints, evaluation
     import run_lfads
     run_lfads.configure_threads(0, 0)  # run_lfads's default for the evaluation kinds
+    if rows_per_chunk:
+        evaluation.ROWS_PER_CHUNK = rows_per_chunk
     cfg = benchmark_train.CONFIGS[config]
     T, D = cfg["T"], cfg["D"]
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")
@@ -72,9 +74,10 @@ def run_child(config, n_trials, samples):
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
-def run_one(root, config, n_trials, samples):
+def run_one(root, config, n_trials, samples, rows_per_chunk):
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child=%d" % n_trials,
-                          "--config=" + config, "--samples=%d" % samples],
+                          "--config=" + config, "--samples=%d" % samples,
+                          "--rows_per_chunk=%d" % rows_per_chunk],
                          capture_output=True, text=True, check=False,
                          env=dict(os.environ, LFADS_BENCH_ROOT=root))
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -93,11 +96,14 @@ def main(argv=None):
     parser.add_argument("--roots", default=CODE,
                         help="comma-separated checkouts to time, runs alternating "
                         "(default: this one)")
+    parser.add_argument("--rows_per_chunk", type=int, default=0,
+                        help="evaluation.ROWS_PER_CHUNK to use (default: the code's)")
     parser.add_argument("--_child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     samples = [int(x) for x in args.samples.split(",")]
     if args._child is not None:
-        print("RESULT " + json.dumps(run_child(args.config, args._child, samples[0])))
+        print("RESULT " + json.dumps(run_child(args.config, args._child, samples[0],
+                                                   args.rows_per_chunk)))
         return 0
     roots = [os.path.abspath(r) for r in args.roots.split(",")]
     settings = [(root, n, s) for n in [int(x) for x in args.trials.split(",")]
@@ -106,7 +112,8 @@ def main(argv=None):
     loads = []
     for _ in range(args.repeats):
         for setting in settings:
-            results[setting].append(run_one(setting[0], args.config, *setting[1:]))
+            results[setting].append(run_one(setting[0], args.config, *setting[1:],
+                                           args.rows_per_chunk))
             loads.append(os.getloadavg()[0])
     print("%s, median of %d runs; load average (1 min) during the runs %.1f-%.1f"
           % (args.config, args.repeats, min(loads), max(loads)))
