@@ -25,8 +25,10 @@ def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_part
     them in parallel, one per core: the recurrences are sequential in time and the
     ops of one small GRU step cannot use two cores well, two halves of a batch can.
     Each part is a call of one traced function (`part_sums`): the forward pass and
-    its gradient are traced once, not once a part (half the time to trace a step);
-    TensorFlow inlines the calls when it runs the step, so the step runs the same ops.
+    its gradient are traced once, not once a part (half the time to trace a step).
+    TensorFlow inlines the calls when it runs the step, so the step runs the same ops
+    at the same speed; only the gradient of a weight is now summed within each part,
+    then over the parts (float32 rounding differences, no change in the math).
 
     With SV entries in the cost mask, also the sums (not means) "sv_nll" (-log p of
     the SV entries) and "sv_trials" (the number of SV entries in trials of this data
