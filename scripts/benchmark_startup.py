@@ -23,11 +23,12 @@ which only adds timers around the stages of the real command path:
   to step     command to the end of the first training step (what the user waits for)
   cpu to step the CPU seconds of the process until then (all threads), a measure of the
               work that depends less on the machine's load
-  after       after the first training step, tracing and first call of the validation step
-              and of the example figure's sampling function (quickstart), which the first
-              `Epoch:` line also waits for (timed on their first use with the real batches)
+  after       with --first_epoch: tracing and first call of the validation step and of the
+              example figure's sampling function (quickstart), which the first `Epoch:`
+              line also waits for (timed on their first use with the real batches)
 
-The run stops right after the first epoch's validation and figure. Timings on a shared
+A run stops right after its first training step, or with --first_epoch after the first
+epoch's validation and figure. Timings on a shared
 machine are noisy: the table gives the median of --repeats runs per case (runs of the
 cases alternate) and the load average. --roots=OLD,NEW times two checkouts, their runs
 alternating, to compare a change with what it changes.
@@ -117,7 +118,7 @@ def _fetch(out):
         getattr(value, "numpy", lambda: None)()
 
 
-def run_child(argv, launched):
+def run_child(argv, launched, first_epoch):
     """Runs the training command with timers; prints RESULT {phase: seconds}."""
     times = {"python": time.time() - launched}
     t = time.perf_counter()
@@ -152,6 +153,8 @@ def run_child(argv, launched):
             t0 = time.perf_counter()
             _fetch(fn(*args))
             times["step"] = time.perf_counter() - t0
+            if not first_epoch:
+                finish()
         else:
             after[name] = trace_s + call_s
 
@@ -169,26 +172,30 @@ def run_child(argv, launched):
         hps.max_epochs = 1  # the first epoch line, then stop
         return epochs(hps, *args, **kwargs)
     training._epochs = one_epoch
+    def finish():
+        times["after"] = sum(after.values()) if first_epoch else float("nan")
+        times["keras loaded"] = "keras" in sys.modules  # (LFADS needs no Keras)
+        print("RESULT " + json.dumps(times))
+        sys.stdout.flush()
+        os._exit(0)  # (TensorFlow's clean-up at exit takes seconds)
+
     try:
         run_lfads.run_command(["run_lfads"] + argv)
     except SystemExit as e:  # absl's app.run always exits
         if e.code:
             raise
-    times["after"] = sum(after.values())
-    times["keras loaded"] = "keras" in sys.modules  # (LFADS needs no Keras)
-    print("RESULT " + json.dumps(times))
-    sys.stdout.flush()
-    os._exit(0)
+    finish()
 
 
 # ------------------------------------------------------------------ the parent
-def run_case(case, work, extra, root):
+def run_case(case, work, extra, root, first_epoch):
     argv = case_argv(case, work) + extra
     subprocess.run(["rm", "-rf", os.path.join(work, case, "model")], check=True)
     launched = time.time()
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child",
-                          "--_launched=%r" % launched, "--"] + argv, capture_output=True,
-                         text=True, check=False, cwd=root,
+                          "--_launched=%r" % launched]
+                         + (["--first_epoch"] if first_epoch else []) + ["--"] + argv,
+                         capture_output=True, text=True, check=False, cwd=root,
                          env=dict(os.environ, LFADS_BENCH_ROOT=root))
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
@@ -206,11 +213,14 @@ def main(argv=None):
     parser.add_argument("--roots", default=ROOT,
                         help="comma-separated checkouts to time, runs alternating (default: "
                         "this one)")
+    parser.add_argument("--first_epoch", action="store_true",
+                        help="run on to the first epoch line and time what it adds "
+                        "(\"after\"); by default a run stops after its first step")
     parser.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_launched", type=float, default=None, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args._child:
-        run_child([a for a in rest if a != "--"], args._launched)
+        run_child([a for a in rest if a != "--"], args._launched, args.first_epoch)
         return 0
     roots = [os.path.abspath(r) for r in args.roots.split(",")]
     columns = [(root, case) for root in roots for case in args.cases.split(",")]
@@ -220,7 +230,8 @@ def main(argv=None):
     for _ in range(args.repeats):
         for root, case in columns:
             results[root, case].append(run_case(case, args.work_dir,
-                                                args.extra_flags.split(), root))
+                                                args.extra_flags.split(), root,
+                                                args.first_epoch))
             loads.append(os.getloadavg()[0])
     print("median of %d runs (seconds); load average (1 min) during the runs %.1f-%.1f"
           % (args.repeats, min(loads), max(loads)))
