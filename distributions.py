@@ -66,10 +66,10 @@ class SeedStream:
         return tf.random.stateless_normal(shape, self._next_seed(), dtype=dtype)
 
 
-def seed_streams(generator, n):
-    """n independent SeedStreams seeded from a tf.random.Generator (one state bump)."""
+def seed_pairs(generator, n):
+    """n seeds [2] of independent SeedStreams from a tf.random.Generator (one state bump)."""
     seeds_2xn = generator.make_seeds(n)
-    return [SeedStream(seeds_2xn[:, i]) for i in range(n)]
+    return [seeds_2xn[:, i] for i in range(n)]
 
 
 class DiagonalGaussian(collections.namedtuple("DiagonalGaussian", "mean logvar")):

@@ -14,6 +14,7 @@ continues as an uninterrupted one would (the original forgot this on restart, sp
 import collections
 import json
 import os
+import random
 
 import numpy as np
 import tensorflow as tf
@@ -106,7 +107,11 @@ def build(hps, info):
     """
     seed = hps.get("seed")
     if seed is not None:
-        tf.keras.utils.set_random_seed(seed)  # python, numpy and TF global seeds
+        # Python's, NumPy's and TensorFlow's global seeds, as keras.utils.set_random_seed
+        # (which would import Keras, seconds at start-up, for nothing else)
+        random.seed(seed)
+        np.random.seed(seed)
+        tf.random.set_seed(seed)
         rng = tf.random.Generator.from_seed(seed)
         base_seed = seed
     else:

@@ -25,8 +25,11 @@ from lfads_tf2 import checkpoints, steps, training
 import utils
 from utils import LfadsError
 
-# Rows (trials x samples) pushed through the generator at once when sampling.
-ROWS_PER_CHUNK = 4096
+# Rows (trials x samples) pushed through the generator at once when sampling. Memory
+# grows by about 0.3 MB a row (the README's no-inputs model: 100 bins, gen_dim 200),
+# speed hardly changes above 1,000 rows: 1,024 rows peak at 1.1 GB in all, 4,096 at
+# 2.0 GB, in the same time (scripts/benchmark_sampling.py).
+ROWS_PER_CHUNK = 1024
 
 
 def output_file_name(hps, dataset_name, split, kind):
@@ -99,20 +102,62 @@ def _write_streaming(path, n_trials, chunks):
     print("Wrote %s" % path)
 
 
+def sample_passes(num_samples, rows_per_chunk):
+    """Samples of each pass when a trial's num_samples samples are more rows than a
+    chunk holds: equal passes of at most rows_per_chunk (the last one may be smaller),
+    so that memory does not grow with the number of samples. [num_samples] when
+    they fit."""
+    n_passes = -(-num_samples // rows_per_chunk)
+    size = -(-num_samples // n_passes)
+    rest = num_samples % size
+    return [size] * (num_samples // size) + ([rest] if rest else [])
+
+
+def combine_passes(results, sizes):
+    """The results of one chunk of trials from passes over parts of their samples
+    ({key: [k, ...]} each, sizes[i] samples in pass i) -> as from one pass over all.
+
+    Sample means are weighted by the pass's samples (float64). The IWAE bound of a
+    pass is -(logsumexp(lb) - log n): its logsumexp is log n - bound, and these add
+    up (in log space) to the logsumexp over all samples.
+    """
+    if len(results) == 1:
+        return results[0]
+    total = float(sum(sizes))
+    out = {key: sum(n * np.asarray(r[key], np.float64) for n, r in zip(sizes, results))
+           / total for key in results[0] if key != "nll_bound_iwaes"}
+    lse_pxk = [np.log(n) - np.asarray(r["nll_bound_iwaes"], np.float64)
+               for n, r in zip(sizes, results)]
+    out["nll_bound_iwaes"] = -(np.logaddexp.reduce(lse_pxk, axis=0) - np.log(total))
+    return out
+
+
 def posterior_kind(bundle, hps, datasets, kind):
-    """posterior_sample_and_average or posterior_push_mean for every dataset/split."""
+    """posterior_sample_and_average or posterior_push_mean for every dataset/split.
+
+    Trials go through the model in chunks of about ROWS_PER_CHUNK rows (trials x
+    samples); a trial whose samples alone are more rows than that is sampled in
+    several passes (sample_passes), whose results are combined (combine_passes).
+    """
     sampling = kind == "posterior_sample_and_average"
     S = hps.batch_size if sampling else 1
     mode = "posterior_sample" if sampling else "posterior_mean"
     trials_per_chunk = max(1, ROWS_PER_CHUNK // S) if sampling else hps.batch_size
+    passes = sample_passes(S, ROWS_PER_CHUNK)
     step = float(bundle.state.global_step.numpy())
-    fns = {"train": make_posterior_fn(bundle, hps, mode, S)}  # (traced on first use)
-    fns["valid"] = fns["train"]
-    fns["test"] = make_posterior_fn(bundle, hps, mode, S, with_recon=False) \
-        if steps.uses_recon(hps) else fns["train"]
+    fns = {}
+
+    def fn(samples, split):
+        """The compiled posterior function (traced on first use): one for every
+        split, except test data (no "recon") of a model with held-out neurons."""
+        with_recon = split != "test" or not steps.uses_recon(hps)
+        if (samples, with_recon) not in fns:
+            fns[samples, with_recon] = make_posterior_fn(bundle, hps, mode, samples,
+                                                         with_recon=with_recon)
+        return fns[samples, with_recon]
+
     for name in hps.dataset_names:
         for split in ("train", "valid", "test"):
-            fn = fns[split]
             arrays = training.split_arrays(datasets, hps, split, names=[name])
             if name not in arrays:
                 continue
@@ -124,8 +169,12 @@ def posterior_kind(bundle, hps, datasets, kind):
                     sl = slice(start, min(start + trials_per_chunk, E))
                     print("Running %s %s trials %d-%d of %d." % (name, split, sl.start,
                                                                    sl.stop - 1, E))
-                    res = steps.call_step(fn, hps, name, steps.take(arrays, sl))
-                    res = {k: v.numpy() for k, v in res.items()}
+                    batch = steps.take(arrays, sl)
+                    results = []
+                    for samples in passes:
+                        res = steps.call_step(fn(samples, split), hps, name, batch)
+                        results.append({k: v.numpy() for k, v in res.items()})
+                    res = combine_passes(results, passes)
                     res["train_steps"] = np.full(sl.stop - sl.start, step)
                     yield res
 

@@ -1,19 +1,29 @@
 """Posterior-sampling benchmark: seconds and peak memory of posterior_sample_and_average.
 
-    python scripts/benchmark_sampling.py [--trials=1000,4000] [--samples=50]
+    python scripts/benchmark_sampling.py [--config=README1] [--trials=400]
+                                         [--samples=128,1024] [--repeats=1]
 
-Uses config C1 of benchmark_train.py (50 bins x 30 neurons, ic_enc_dim 64,
-ci_enc_dim 64, con_dim 64, co_dim 1, ic_dim 32, gen_dim 100, factors_dim 20) with
-random weights and random Poisson data, and runs the real evaluation path
-(evaluation.posterior_kind: encoders once per trial, samples drawn as one batch,
-results streamed to the h5 file). Each trial count runs in its own process so its
-peak resident memory is reported separately: flat memory across trial counts shows
-that memory does not grow with the number of trials.
+Configurations (random weights, random Poisson data; see benchmark_train.py):
+  README1  the original README's first example (no inputs): 100 bins x 50 neurons,
+           co_dim 0, factors_dim 20, the other sizes at their defaults (gen_dim 200,
+           ic_enc_dim 128, ic_dim 64)
+  C1       50 bins x 30 neurons, ic_enc_dim 64, ci_enc_dim 64, con_dim 64, co_dim 1,
+           ic_dim 32, gen_dim 100, factors_dim 20
+
+--trials trials in each of the train and valid splits (two output files, as the
+README's posterior-sampling command writes), --samples posterior samples a trial
+(--batch_size). The real evaluation path runs (evaluation.posterior_kind: encoders
+once per trial, samples drawn as one batch, results streamed to the h5 files). Each
+(trials, samples) pair runs in its own process, so that its peak resident memory
+(which includes TensorFlow itself, about 0.5 GB) is its own: memory must not grow with
+the number of samples or of trials. For reference, the original LFADS (TensorFlow 1)
+peaked at 1.3 GB on the README no-inputs model, 400 trials a split, 128 samples.
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,34 +31,39 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-T, D = 50, 30
+# the code to time (LFADS_BENCH_ROOT: e.g. an older checkout, to compare)
+CODE = os.environ.get("LFADS_BENCH_ROOT",
+                      os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_child(n_trials, samples):
+def run_child(config, n_trials, samples, rows_per_chunk=None):
     import contextlib
     import io
     import numpy as np
+    sys.path.insert(0, CODE)
     import utils
     utils.quiet_tensorflow_import()
     import benchmark_train
-    from lfads_tf2 import evaluation
+    from lfads_tf2 import checkpoints, evaluation
     import run_lfads
-    from lfads_tf2 import checkpoints
-    run_lfads_mod = __import__("run_lfads")
-    run_lfads_mod.configure_threads(0, 0)
+    run_lfads.configure_threads(0, 0)  # run_lfads's default for the evaluation kinds
+    if rows_per_chunk:
+        evaluation.ROWS_PER_CHUNK = rows_per_chunk
+    cfg = benchmark_train.CONFIGS[config]
+    T, D = cfg["T"], cfg["D"]
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")
-    flags = benchmark_train.CONFIGS["C1"]["flags"]
+    flags = [f for f in cfg["flags"] if not f.startswith("--batch_size")]
     hps = run_lfads.hps_from_argv(flags + ["--seed=0", "--lfads_save_dir=" + work,
                                            "--kind=posterior_sample_and_average",
                                            "--batch_size=%d" % samples])
     rs = np.random.RandomState(0)
-    data = rs.poisson(0.3, size=(n_trials, T, D)).astype(np.int32)
-    datasets = {"bench": {"train_data": data, "valid_data": data[:1], "data_dim": D,
-                          "num_steps": T}}
+    data = rs.poisson(0.3, size=(2 * n_trials, T, D)).astype(np.int32)
+    datasets = {"bench": {"train_data": data[:n_trials], "valid_data": data[n_trials:],
+                          "data_dim": D, "num_steps": T}}
     run_lfads.add_derived_hps(hps, datasets)
     bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
-    # one warm-up chunk so that tracing is not timed
-    warm = dict(datasets["bench"], train_data=data[:2])
+    # one warm-up call on two trials, so that tracing is not timed
+    warm = {"train_data": data[:2], "data_dim": D, "num_steps": T}
     with contextlib.redirect_stdout(io.StringIO()):
         evaluation.posterior_kind(bundle, hps, {"bench": warm},
                                   "posterior_sample_and_average")
@@ -59,29 +74,62 @@ def run_child(n_trials, samples):
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
+def run_one(root, config, n_trials, samples, rows_per_chunk):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child=%d" % n_trials,
+                          "--config=" + config, "--samples=%d" % samples,
+                          "--rows_per_chunk=%d" % rows_per_chunk],
+                         capture_output=True, text=True, check=False,
+                         env=dict(os.environ, LFADS_BENCH_ROOT=root))
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit("failed:\n" + out.stderr[-3000:])
+    return json.loads(lines[-1][len("RESULT "):])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", default="1000,4000")
-    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--config", default="README1")
+    parser.add_argument("--trials", default="400", help="trials a split, comma-separated")
+    parser.add_argument("--samples", default="128,1024", help="comma-separated")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each setting (medians are shown)")
+    parser.add_argument("--roots", default=CODE,
+                        help="comma-separated checkouts to time, runs alternating "
+                        "(default: this one)")
+    parser.add_argument("--rows_per_chunk", type=int, default=0,
+                        help="evaluation.ROWS_PER_CHUNK to use (default: the code's)")
     parser.add_argument("--_child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    samples = [int(x) for x in args.samples.split(",")]
     if args._child is not None:
-        print("RESULT " + json.dumps(run_child(args._child, args.samples)))
+        print("RESULT " + json.dumps(run_child(args.config, args._child, samples[0],
+                                                   args.rows_per_chunk)))
         return 0
-    print("%8s %8s %10s %12s %10s" % ("trials", "samples", "seconds", "trials/s",
-                                      "peak MB"))
-    for n in [int(x) for x in args.trials.split(",")]:
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child=%d" % n,
-                              "--samples=%d" % args.samples], capture_output=True,
-                             text=True, check=False)
-        lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-        if not lines:
-            print("failed:\n" + out.stderr[-2000:])
-            return 1
-        r = json.loads(lines[-1][len("RESULT "):])
-        print("%8d %8d %10.2f %12.1f %10.0f" % (r["trials"], r["samples"], r["seconds"],
-                                                r["trials"] / r["seconds"], r["peak_rss_mb"]))
-        sys.stdout.flush()
+    roots = [os.path.abspath(r) for r in args.roots.split(",")]
+    settings = [(root, n, s) for n in [int(x) for x in args.trials.split(",")]
+                for s in samples for root in roots]
+    results = {setting: [] for setting in settings}
+    loads = []
+    for _ in range(args.repeats):
+        for setting in settings:
+            results[setting].append(run_one(setting[0], args.config, *setting[1:],
+                                           args.rows_per_chunk))
+            loads.append(os.getloadavg()[0])
+    print("%s, median of %d runs; load average (1 min) during the runs %.1f-%.1f"
+          % (args.config, args.repeats, min(loads), max(loads)))
+    if len(roots) > 1:
+        for i, root in enumerate(roots):
+            print("[%d] %s" % (i, root))
+    print("%5s %8s %8s %10s %12s %10s" % ("code", "trials", "samples", "seconds",
+                                          "trials/s", "peak MB"))
+    for root, n, s in settings:
+        rs = results[root, n, s]
+        seconds = statistics.median(r["seconds"] for r in rs)
+        print("%5s %8d %8d %10.2f %12.1f %10.0f" % (
+            "[%d]" % roots.index(root), n, s, seconds, 2 * n / seconds,
+            statistics.median(r["peak_rss_mb"] for r in rs)))
+    print("(trials/s counts both splits; the original LFADS: 1.3 GB peak, README1, "
+          "400 trials, 128 samples)")
     return 0
 
 

@@ -169,6 +169,52 @@ def test_sampling_results_do_not_depend_on_chunking(model, sample_and_average,
                                rtol=0.1)
 
 
+def test_sample_passes():
+    assert evaluation.sample_passes(16, 4096) == [16]
+    assert evaluation.sample_passes(16, 8) == [8, 8]
+    assert evaluation.sample_passes(1001, 300) == [251, 251, 251, 248]
+    for n, rows in ((16, 6), (1024, 1024), (2049, 1024), (7, 1)):
+        passes = evaluation.sample_passes(n, rows)
+        assert sum(passes) == n and max(passes) <= rows and len(set(passes)) <= 2
+
+
+def test_combine_passes_equals_one_pass():
+    rs = np.random.RandomState(0)
+    lb_kxs = rs.normal(size=(3, 10)) * 5
+    x_kxsx2 = rs.normal(size=(3, 10, 2))
+
+    def one_pass(lb, x):
+        n = lb.shape[1]
+        lse = np.log(np.sum(np.exp(lb), axis=1))
+        return {"factors": x.mean(axis=1), "nll_bound_vaes": -lb.mean(axis=1),
+                "nll_bound_iwaes": -(lse - np.log(n))}
+
+    whole = one_pass(lb_kxs, x_kxsx2)
+    parts = [one_pass(lb_kxs[:, i:j], x_kxsx2[:, i:j]) for i, j in ((0, 4), (4, 8), (8, 10))]
+    combined = evaluation.combine_passes(parts, [4, 4, 2])
+    for key in whole:
+        np.testing.assert_allclose(combined[key], whole[key], rtol=1e-12, err_msg=key)
+
+
+def test_trials_with_more_samples_than_a_chunk_are_sampled_in_passes(
+        model, sample_and_average, monkeypatch):
+    # B=16 samples a trial, 6 rows a chunk: passes of 6, 6 and 4 samples
+    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 6)
+    td.run(model["flags"] + ["--kind=posterior_sample_and_average",
+                             "--ps_nexamples_to_process=5",
+                             "--output_filename_stem=passes_", "--seed=4"])
+    passes = read(model, "passes_set0_valid_posterior_sample_and_average")
+    whole = {k: v[:5] for k, v in sample_and_average["valid"].items()}
+    check_posterior_file(passes, 5, sample_and_average["step"])
+    for key in DETERMINISTIC_PS:
+        np.testing.assert_allclose(passes[key], whole[key], rtol=1e-5, atol=1e-5,
+                                   err_msg=key)
+    for key in ("output_dist_params", "factors", "gen_states"):
+        assert td.corr(passes[key], whole[key]) > 0.95, key
+    assert np.all(passes["nll_bound_iwaes"] <= passes["nll_bound_vaes"] + 1e-3)
+    np.testing.assert_allclose(passes["nll_bound_vaes"], whole["nll_bound_vaes"], rtol=0.1)
+
+
 # ------------------------------------------------------------------ prior_sample
 def check_prior_file(out, d):
     shapes = {"gen_ics": (B, G), "gen_states": (B, T, G), "factors": (B, T, F),
