@@ -146,15 +146,22 @@ def test_ps_nexamples_to_process(model):
             check_posterior_file(out, 5, td.MAIN_EPOCHS * 10)
 
 
+def _sample_in_chunks(model, sample_and_average, monkeypatch, rows, trials, stem, seed):
+    """posterior_sample_and_average of the first `trials` validation trials with chunks
+    of `rows` rows: (its valid file, the same trials of the default-chunk run)."""
+    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", rows)
+    td.run(model["flags"] + ["--kind=posterior_sample_and_average",
+                             "--ps_nexamples_to_process=%d" % trials,
+                             "--output_filename_stem=" + stem, "--seed=%d" % seed])
+    out = read(model, stem + "set0_valid_posterior_sample_and_average")
+    return out, {k: v[:trials] for k, v in sample_and_average["valid"].items()}
+
+
 def test_sampling_results_do_not_depend_on_chunking(model, sample_and_average,
                                                     monkeypatch):
     # B=16 samples a trial: 32 rows a chunk = 2 trials a chunk
-    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 32)
-    td.run(model["flags"] + ["--kind=posterior_sample_and_average",
-                             "--ps_nexamples_to_process=11",
-                             "--output_filename_stem=chunked_", "--seed=3"])
-    chunked = read(model, "chunked_set0_valid_posterior_sample_and_average")
-    whole = {k: v[:11] for k, v in sample_and_average["valid"].items()}
+    chunked, whole = _sample_in_chunks(model, sample_and_average, monkeypatch,
+                                       rows=32, trials=11, stem="chunked_", seed=3)
     assert sorted(chunked) == sorted(whole)
     for key in whole:
         assert chunked[key].shape == whole[key].shape, key
@@ -199,12 +206,8 @@ def test_combine_passes_equals_one_pass():
 def test_trials_with_more_samples_than_a_chunk_are_sampled_in_passes(
         model, sample_and_average, monkeypatch):
     # B=16 samples a trial, 6 rows a chunk: passes of 6, 6 and 4 samples
-    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 6)
-    td.run(model["flags"] + ["--kind=posterior_sample_and_average",
-                             "--ps_nexamples_to_process=5",
-                             "--output_filename_stem=passes_", "--seed=4"])
-    passes = read(model, "passes_set0_valid_posterior_sample_and_average")
-    whole = {k: v[:5] for k, v in sample_and_average["valid"].items()}
+    passes, whole = _sample_in_chunks(model, sample_and_average, monkeypatch,
+                                      rows=6, trials=5, stem="passes_", seed=4)
     check_posterior_file(passes, 5, sample_and_average["step"])
     for key in DETERMINISTIC_PS:
         np.testing.assert_allclose(passes[key], whole[key], rtol=1e-5, atol=1e-5,
