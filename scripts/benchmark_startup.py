@@ -126,7 +126,8 @@ def run_child(argv, launched, first_epoch):
     import run_lfads
     import utils
     utils.quiet_tensorflow_import()
-    from lfads_tf2 import checkpoints, evaluation, steps, training
+    # evaluation and training: imported here so that their import counts as imports
+    from lfads_tf2 import checkpoints, evaluation, steps, training  # noqa: F401
     times["imports"] = time.perf_counter() - t
     after = {}
 
@@ -166,12 +167,7 @@ def run_child(argv, launched, first_epoch):
         return _Timed(fn, next(names, "figure"), on_first)
     steps.compile_step = timed_compile_step
 
-    epochs = training._epochs
 
-    def one_epoch(hps, *args, **kwargs):
-        hps.max_epochs = 1  # the first epoch line, then stop
-        return epochs(hps, *args, **kwargs)
-    training._epochs = one_epoch
     def finish():
         times["after"] = sum(after.values()) if first_epoch else float("nan")
         times["keras loaded"] = "keras" in sys.modules  # (LFADS needs no Keras)
@@ -180,7 +176,8 @@ def run_child(argv, launched, first_epoch):
         os._exit(0)  # (TensorFlow's clean-up at exit takes seconds)
 
     try:
-        run_lfads.run_command(["run_lfads"] + argv)
+        # with --first_epoch: the first epoch line, then stop (the last --max_epochs wins)
+        run_lfads.run_command(["run_lfads"] + argv + ["--max_epochs=1"])
     except SystemExit as e:  # absl's app.run always exits
         if e.code:
             raise
