@@ -45,8 +45,9 @@ def test_cd_hides_the_rate_and_scales_the_rest():
     # 4 standard deviations of a binomial fraction
     assert abs(hidden.mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / n)
     np.testing.assert_allclose(enc[~hidden], data[~hidden] / (1 - rate), rtol=1e-6)
-    # the gradient passes exactly where the encoders saw nothing (cd_pass_rate 0)
-    np.testing.assert_array_equal(grad, hidden.astype(np.float32))
+    # the gradient passes exactly where the encoders saw nothing (cd_pass_rate 0),
+    # weighted by 1 / rate
+    np.testing.assert_allclose(grad, hidden / np.float32(rate), rtol=1e-6)
     assert mask.weight_bxtxd is None and mask.sv_bxtxd is None
 
 
@@ -59,6 +60,9 @@ def test_cd_pass_rate_lets_that_fraction_of_seen_entries_pass():
     seen = ~hidden
     frac = grad[seen].mean()
     assert abs(frac - 0.25) < 4 * np.sqrt(0.25 * 0.75 / seen.sum())
+    # every gradient that passes has the weight 1 / P(pass)
+    weights = mask.grad_bxtxd.numpy()[grad]
+    np.testing.assert_allclose(weights, 1 / (0.4 + 0.6 * 0.25), rtol=1e-6)
 
 
 def test_masks_are_stateless_functions_of_the_seed():
@@ -193,6 +197,10 @@ def test_gradient_of_entries_the_encoders_saw_is_exactly_zero():
     assert 0 < hidden.sum() < hidden.size
     assert (g[~hidden] == 0).all()
     assert (g[hidden] != 0).all()
+    # a hidden entry's gradient is 1 / cd_rate times its gradient without CD, so the
+    # reconstruction gradient is an unbiased estimate of the full-entry one
+    _, _, _, g_plain = _loglik_grads(model, data, enc, None)
+    np.testing.assert_allclose(g[hidden], g_plain[hidden] / 0.3, rtol=1e-5)
     # the value is the cost of every entry: that of a pass without the cost mask
     plain = model.forward("ds", enc, None, tf.random.Generator.from_seed(0), "train",
                           recon_bxtxn=data)
