@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,6 +48,8 @@ class Job:
         self.done = threading.Event()
         self.returncode = None
         self.started = False
+        self.ran = None  # (start, end) in time.monotonic() seconds
+        self.waited = 0.0  # seconds tests spent waiting for it
 
 
 class Scheduler:
@@ -96,6 +99,7 @@ class Scheduler:
         env = dict(os.environ if self.env is None else self.env)
         env["LFADS_WARM_PYTHON"] = python if python != sys.executable else ""
         proc = None
+        start = time.monotonic()
         try:
             with open(job.log, "w") as log:
                 proc = subprocess.Popen(
@@ -105,6 +109,7 @@ class Scheduler:
                 job.returncode = proc.wait()
         finally:
             self.procs.discard(proc)
+            job.ran = (start, time.monotonic())
             job.done.set()
 
     def result(self, module, function):
@@ -112,9 +117,12 @@ class Scheduler:
         with self.lock:
             run_here = not job.started  # not started yet: run it now, in this thread
             job.started = True
+        waiting = time.monotonic()
         if run_here:
             self._run(job, self.python())
-        if not job.done.wait(TIMEOUT):
+        finished = job.done.wait(TIMEOUT)
+        job.waited += time.monotonic() - waiting
+        if not finished:
             raise RuntimeError("background job %s still running after %d s"
                                % (job.name, TIMEOUT))
         if job.returncode != 0:
@@ -122,6 +130,16 @@ class Scheduler:
                 raise RuntimeError("background job %s failed (status %s):\n%s"
                                    % (job.name, job.returncode, f.read()[-5000:]))
         return job.folder
+
+    def report(self):
+        """One line per job: how long it ran, when it started (seconds after the
+        first job), and how long tests waited for it: where the run's time went."""
+        jobs = [j for j in self.jobs.values() if j.ran is not None]
+        if not jobs:
+            return []
+        t0 = min(j.ran[0] for j in jobs)
+        return ["%-60s ran %6.1f s from +%6.1f s, tests waited %6.1f s"
+                % (j.name, j.ran[1] - j.ran[0], j.ran[0] - t0, j.waited) for j in jobs]
 
     def stop(self):
         with self.lock:
@@ -166,9 +184,16 @@ def result(function):
     return scheduler().result(function.__module__, function.__name__)
 
 
+def report():
+    """Scheduler.report of the run (also after `stop`)."""
+    return _SCHEDULER["s"].report() if "s" in _SCHEDULER else _SCHEDULER.get("report", [])
+
+
 def stop():
     if "s" in _SCHEDULER:
-        _SCHEDULER.pop("s").stop()
+        sched = _SCHEDULER.pop("s")
+        sched.stop()
+        _SCHEDULER["report"] = sched.report()
 
 
 def _run_job(module, function, folder):

@@ -83,6 +83,15 @@ def _warm_python_or_cold():
         return sys.executable
 
 
+def pytest_terminal_summary(terminalreporter):
+    import background
+    lines = background.report()
+    if lines:
+        terminalreporter.section("background jobs")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session):
     import background
     background.stop()
