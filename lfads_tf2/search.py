@@ -349,15 +349,20 @@ def start_ray(settings):
     if ray.is_initialized():
         return False
     if settings["ray_address"]:
+        _check_reachable(settings["ray_address"])
         # A cluster started with `ray start` uses token authentication; a driver that
         # names its address must ask for it (RAY_AUTH_MODE=token reads the token from
-        # ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN).
-        if "RAY_AUTH_MODE" not in os.environ and _token_available():
+        # ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN). Set only while
+        # connecting succeeds: a failed call leaves the process's environment as it was
+        # (a later embedded Ray in the same process must not inherit token mode).
+        set_mode = "RAY_AUTH_MODE" not in os.environ and _token_available()
+        if set_mode:
             os.environ["RAY_AUTH_MODE"] = "token"
-        _check_reachable(settings["ray_address"])
         try:
             ray.init(address=settings["ray_address"], logging_level="WARNING")
         except Exception as e:  # noqa: BLE001 - ConnectionError, AuthenticationError, ...
+            if set_mode:
+                os.environ.pop("RAY_AUTH_MODE", None)
             raise SearchError("--ray_address=%s: cannot connect (%s)"
                               % (settings["ray_address"],
                                  str(e).strip().splitlines()[0][:300])) from None

@@ -306,8 +306,14 @@ def test_graph_key_ignores_only_what_the_graph_reads_from_variables(source_trial
         search_trial.graph_key(hps)
 
 
-def test_an_address_where_no_ray_listens_is_a_one_line_error(tmp_path):
+def test_an_address_where_no_ray_listens_is_a_one_line_error(tmp_path, monkeypatch):
     pytest.importorskip("ray")
+    # a home of its own: the user's Ray token (~/.ray/auth_token) is neither read nor
+    # made, and a failed connection leaves RAY_AUTH_MODE as it was (unset)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("x" * 32)
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -318,3 +324,4 @@ def test_an_address_where_no_ray_listens_is_a_one_line_error(tmp_path):
     with pytest.raises(search.SearchError) as e:
         search.start_ray(dict(SETTINGS, ray_address="myhead"))
     assert "expected HOST:PORT" in str(e.value)
+    assert "RAY_AUTH_MODE" not in os.environ

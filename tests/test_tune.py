@@ -32,6 +32,10 @@ def ray_session(tmp_path_factory):
                                                   if p])}
     saved = {k: os.environ.get(k) for k in list(env) + ["RAY_AUTH_MODE"]}
     os.environ.update(env)
+    # the embedded Ray decides its own authentication (a token in the new HOME): a
+    # RAY_AUTH_MODE=token from the environment would have it look for the token the
+    # user's HOME holds, which its servers, started with the new HOME, cannot read
+    os.environ.pop("RAY_AUTH_MODE", None)
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
         yield
