@@ -8,7 +8,9 @@ about 20 epochs: at 5 factors, 50 bins and 15 epochs both end at the same valida
 the read-out starts as f W^T + b with the count-scale bias b used as a log-rate bias (the
 original's initialisation).
 """
+import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -122,8 +124,6 @@ COMPARISON_FACTORS = 10
 def train_without_and_with_alignment(folder):
     """Background job (tests/background.py): the two trainings of the comparison below,
     written to <folder>/costs.json ({"plain"|"aligned": [valid total per epoch]})."""
-    import json
-    import pathlib
     _, _, paths = write_sessions(pathlib.Path(folder), conditions=20,
                                  factors=COMPARISON_FACTORS)
     alignment.align_files(paths, COMPARISON_FACTORS)
@@ -144,7 +144,6 @@ RUN_LAST = True
 
 @pytest.fixture(scope="module")
 def comparison():
-    import json
     with open(os.path.join(background.result(train_without_and_with_alignment),
                            "costs.json")) as f:
         return json.load(f)
