@@ -201,6 +201,46 @@ def machine_limit(hps, cfg):
                 chain_gflops=chain, large_gflops=large)
 
 
+def recurrence_alone(hps, T, parts, steps=20, warmup=5):
+    """The generator's GRU alone through the project's own loops (fast_rnn.gru_stack,
+    as in the step: inputs projected before the loop, hand-written backward loop,
+    weight gradients one matmul), forward and backward, the batch in `parts` as the
+    step splits it. Returns dict(s, limit_s): its time and its limit by the same rule
+    as the step's (sequential FLOPs at the chain's throughput, the weight gradient at
+    the large matmul's). What this reaches bounds what a step made of such loops can:
+    it has none of LFADS's other work."""
+    import numpy as np
+    import tensorflow as tf
+    from lfads_tf2 import fast_rnn
+    B, n = hps.batch_size, hps.gen_dim
+    rs = np.random.RandomState(0)
+
+    def const(*shape, scale=1.0):
+        return tf.constant((scale * rs.standard_normal(shape)).astype(np.float32))
+
+    rows = [B // parts + (1 if i < B % parts else 0) for i in range(parts)]
+    inputs = [(const(T, 1, b, 2 * n, scale=0.3), const(T, 1, b, n, scale=0.3),
+               const(1, b, n, scale=0.3), const(T, 1, b, n)) for b in rows]
+    w_ru = tf.Variable(const(1, n, 2 * n, scale=n ** -0.5))
+    w_c = tf.Variable(const(1, n, n, scale=n ** -0.5))
+
+    @tf.function(autograph=False)
+    def forward_backward(inputs):
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([tf.reduce_sum(fast_rnn.gru_stack(
+                xp_ru, xp_c, h0, w_ru, w_c, hps.cell_clip_value, T)[0] * target)
+                for xp_ru, xp_c, h0, target in inputs])
+        grads = tape.gradient(loss, [w_ru, w_c])
+        return loss + tf.add_n([tf.reduce_sum(g) for g in grads])
+
+    seconds = _median_step_seconds(forward_backward, (inputs,), steps, warmup)
+    sequential = 2 * T * _matmul_flops(B, n, 3 * n)  # forward and backward loops
+    weights = T * _matmul_flops(B, n, 3 * n)
+    limit = (sequential / (chain_gflops(B, n, 3 * n, parts) * 1e9)
+             + weights / (large_matmul_gflops(parts) * 1e9))
+    return dict(s=seconds, limit_s=limit)
+
+
 def lfads_step(cfg, parts=0):
     """Returns (compiled train step, args, hps) of the full model for a config; parts:
     the batch split into that many parts (0: as training does, steps.batch_parts)."""
@@ -299,6 +339,9 @@ def run_one(name, steps, warmup, what, parts):
     if what == "lfads":
         result["s_per_step"] = _median_step_seconds(step, args, steps, warmup)
         result.update(machine_limit(hps, cfg))
+        from lfads_tf2 import steps as steps_module
+        result["recurrence"] = recurrence_alone(hps, cfg["T"], parts or
+                                                steps_module.batch_parts())
     else:
         fstep, fargs = floor_step(hps, cfg)
         result["s_per_step"] = _median_step_seconds(fstep, fargs, steps, warmup)
@@ -377,6 +420,11 @@ def main(argv=None):
             _median([r["large_gflops"] for r in lf]), ", ".join(
                 "%s %.1f" % (shape, _median([r["chain_gflops"][shape] for r in lf]))
                 for shape in lf[0]["chain_gflops"])))
+        rec = [r["recurrence"] for r in lf]
+        print("         the generator's GRU alone (fast_rnn loops, forward and backward): "
+              "%.4f s, limit %.4f s, fraction %.2f" % (
+                  _median([r["s"] for r in rec]), _median([r["limit_s"] for r in rec]),
+                  _median([r["limit_s"] / r["s"] for r in rec])))
         sys.stdout.flush()
     return 0
 
