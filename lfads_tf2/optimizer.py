@@ -8,7 +8,7 @@ class Adam(tf.Module):
         lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
         m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  w <- w - lr_t m / (sqrt(v) + eps)
 
-    Written out (14 lines) rather than using keras.optimizers.Adam because LFADS uses
+    Not keras.optimizers.Adam, because LFADS uses
     epsilon = 0.1, where the exact placement of epsilon matters, and because the
     slots and beta powers must carry the original's names (`LFADS/LFADS/<var>/Adam`,
     `LFADS/beta1_power`) to export and import models of the original.
@@ -34,13 +34,22 @@ class Adam(tf.Module):
             self._apply(grads_and_vars)
 
     def _apply(self, grads_and_vars):
-        lr_t = (self.learning_rate * tf.sqrt(1.0 - self.beta2_power)
-                / (1.0 - self.beta1_power))
+        # One fused ResourceApplyAdam per variable: the kernel TF1's AdamOptimizer ran,
+        # so the update is the original's to the last bit of its arithmetic (it
+        # computes m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), then the step above),
+        # and a step has one op per variable instead of a dozen (fewer ops to trace
+        # and optimize at start-up).
+        lr = tf.convert_to_tensor(self.learning_rate, tf.float32)
+        beta1_power = tf.convert_to_tensor(self.beta1_power)
+        beta2_power = tf.convert_to_tensor(self.beta2_power)
+        beta1, beta2, epsilon = (tf.constant(x, tf.float32)
+                                 for x in (self.beta1, self.beta2, self.epsilon))
         for g, var in grads_and_vars:
             base = var.name[:-2]
-            m, v = self.m[base], self.v[base]
-            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
-            var.assign_sub(lr_t * m / (tf.sqrt(v) + self.epsilon))
-        self.beta1_power.assign(self.beta1_power * self.beta1)
-        self.beta2_power.assign(self.beta2_power * self.beta2)
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.handle, m=self.m[base].handle, v=self.v[base].handle,
+                beta1_power=beta1_power, beta2_power=beta2_power, lr=lr, beta1=beta1,
+                beta2=beta2, epsilon=epsilon, grad=g)
+        # (automatic control dependencies run these after the reads above)
+        self.beta1_power.assign(beta1_power * beta1)
+        self.beta2_power.assign(beta2_power * beta2)
