@@ -7,13 +7,16 @@ training on the 200-trial NLB-style set, at equal training steps per model.
         [--data_dir=/tmp/nlbdata/] [--save_root=/tmp/lfads_tune_quality/]
         [--num_samples=8] [--perturbation_interval=100] [--cpus_per_trial=1]
         [--samples=128] [--checkpoint=checkpoint_lve] [--seed=1] [--figure=PATH]
+        [--ramp_steps=N]
 
 (--rows=defaults,random,pbt runs all three in turn.) The data set is
 chaotic_rnn_nlb_200train (synth_data/run_generate_synth_data.sh: 200 training and 500
 validation trials, 50 held-in and 20 held-out neurons, 100 bins plus 20 forward bins).
 Every row trains with the flags of the modern-training comparison (scripts/nlb_quality.py,
 row lfads_cd_sv: the original README's first example with --cd_rate=0.3 --sv_rate=0.1
---lve_metric=sv) and --seed:
+--lve_metric=sv) and --seed; --ramp_steps=N sets --kl_increase_steps and
+--l2_increase_steps to N in every row (their default, 2000, is longer than a short
+budget: the lowest-sv_recon checkpoint is only kept once the ramps are over):
 
   defaults  one run_lfads training with those flags, --steps steps
   random    lfads_tune --search=random: --num_samples trials drawn from SPACE, each
@@ -106,6 +109,9 @@ def run_row(args, row, path, epochs):
     times_path = os.path.join(save_dir, "quality_time.json")
     data = ["--data_dir=" + os.path.dirname(path) + "/", "--data_filename_stem=" + STEM]
     common = data + BASE_FLAGS + ["--seed=%d" % args.seed, "--max_epochs=%d" % epochs]
+    if args.ramp_steps:
+        common += ["--kl_increase_steps=%d" % args.ramp_steps,
+                   "--l2_increase_steps=%d" % args.ramp_steps]
     if row == "defaults":
         flags = common + ["--lfads_save_dir=" + save_dir]
         minutes = timed([sys.executable, os.path.join(ROOT, "run_lfads.py"),
@@ -140,6 +146,9 @@ def main():
     p.add_argument("--checkpoint", default="checkpoint_lve")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--figure", default="")
+    p.add_argument("--ramp_steps", type=int, default=0,
+                   help="--kl_increase_steps and --l2_increase_steps of every row "
+                        "(default 0: the flags' defaults)")
     args = p.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     for r in rows:
