@@ -1127,3 +1127,30 @@ def test_default_selection_is_all_trainable_variables():
     assert got == _names(model.trainable_variables)
     assert "LFADS/z/prior_g0/logvar" not in got       # fixed prior variance
     assert "LFADS/x_2_infac_a/W" in got and "LFADS/ci_enc_rev/ci_enc_t0_rev" in got
+
+
+@pytest.mark.parametrize("signature", [[None, 7, 5], [4, 7, 5], [None, None, 5],
+                                       [None, 6, 7, 5]])
+def test_matmul_last_matches_numpy_with_unknown_dims(signature):
+    """x [..., n] @ w [n, m] under a trace where some leading dims are unknown (the
+    batch, or more: the static-shape and the tf.shape path)."""
+    rs = np.random.RandomState(0)
+    shape = [4 if d is None else d for d in signature]
+    x = rs.standard_normal(shape).astype(np.float32)
+    w = rs.standard_normal((5, 3)).astype(np.float32)
+    fn = tf.function(lambda x: layers.matmul_last(x, tf.constant(w)), autograph=False,
+                     input_signature=[tf.TensorSpec(signature, tf.float32)])
+    out = fn(x).numpy()
+    assert out.shape == tuple(shape[:-1]) + (3,)
+    np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-5)
+    if signature[0] is not None:
+        return
+    # an empty batch keeps its shape
+    empty = fn(np.zeros([0] + shape[1:], np.float32)).numpy()
+    assert empty.shape == (0,) + tuple(shape[1:-1]) + (3,)
+
+
+def test_with_forget_bias_adds_to_the_update_half_only():
+    b = tf.constant(np.arange(6, dtype=np.float32).reshape(1, 6))
+    np.testing.assert_array_equal(layers.with_forget_bias(b, 1.5).numpy(),
+                                  [[0, 1, 2, 4.5, 5.5, 6.5]])
