@@ -456,7 +456,8 @@ def _heldout_extent(data_dict):
 
 
 def configure_threads(intra_op_threads, inter_op_threads):
-    """Sets TensorFlow's thread pools (only possible before TensorFlow runs an op)."""
+    """Sets TensorFlow's thread pools and its graph optimization
+    (`configure_graph_optimizer`); only possible before TensorFlow runs an op."""
     import utils
     tf = utils.quiet_tensorflow_import()
     try:
@@ -471,7 +472,9 @@ def configure_threads(intra_op_threads, inter_op_threads):
 
 def configure_graph_optimizer(tf):
     """Graph optimization (grappler) with one round of the passes that change LFADS's
-    graphs; before TensorFlow runs an op, else a no-op.
+    graphs. The layout pass is turned off at any time (public option, read when a
+    function is first called); the round count, memory and tfg passes only before
+    TensorFlow runs an op (the context's start-up config), else they are left alone.
 
     Measured on the README's first example (TF_CPP_VMODULE=meta_optimizer=1): the
     training step's first call spent 1.6 s in grappler, a third of the start-up after
