@@ -182,6 +182,12 @@ def large_matmul_gflops(parts, size=1024, reps=10):
     return parts * _matmul_flops(size, size, size) / seconds / 1e9
 
 
+def _part_counts():
+    """The part counts a throughput is measured with: one chain (or matmul), and one per
+    core; the better of the two is taken."""
+    return sorted({1, os.cpu_count() or 1})
+
+
 def machine_limit(hps, cfg):
     """The step's limit on this machine (see `step_flops`), measured now.
 
@@ -190,25 +196,25 @@ def machine_limit(hps, cfg):
     large-matmul GFLOP/s).
     """
     links, parallel = step_flops(hps, cfg["T"], cfg["D"])
-    cores = os.cpu_count() or 1
-    part_counts = sorted({1, cores})
     chain = {"%dx%d" % ab: max(chain_gflops(hps.batch_size, ab[0], ab[1], p)
-                               for p in part_counts) for ab in links}
-    large = max(large_matmul_gflops(p) for p in part_counts)
+                               for p in _part_counts()) for ab in links}
+    large = max(large_matmul_gflops(p) for p in _part_counts())
     limit = parallel / (large * 1e9) + sum(
         flops / (chain["%dx%d" % ab] * 1e9) for ab, flops in links.items())
     return dict(flops=parallel + sum(links.values()), limit_s=limit,
                 chain_gflops=chain, large_gflops=large)
 
 
-def recurrence_alone(hps, T, parts, steps=20, warmup=5):
+def recurrence_alone(hps, T, parts, limit, steps=20, warmup=5):
     """The generator's GRU alone through the project's own loops (fast_rnn.gru_stack,
     as in the step: inputs projected before the loop, hand-written backward loop,
     weight gradients one matmul), forward and backward, the batch in `parts` as the
     step splits it. Returns dict(s, limit_s): its time and its limit by the same rule
     as the step's (sequential FLOPs at the chain's throughput, the weight gradient at
-    the large matmul's). What this reaches bounds what a step made of such loops can:
-    it has none of LFADS's other work."""
+    the large matmul's, the throughputs `machine_limit` measured in this process:
+    `limit` is its result; a chain shape it did not time is timed here by the same
+    rule). What this reaches bounds what a step made of such loops can: it has none of
+    LFADS's other work."""
     import numpy as np
     import tensorflow as tf
     from lfads_tf2 import fast_rnn
@@ -236,9 +242,11 @@ def recurrence_alone(hps, T, parts, steps=20, warmup=5):
     seconds = _median_step_seconds(forward_backward, (inputs,), steps, warmup)
     sequential = 2 * T * _matmul_flops(B, n, 3 * n)  # forward and backward loops
     weights = T * _matmul_flops(B, n, 3 * n)
-    limit = (sequential / (chain_gflops(B, n, 3 * n, parts) * 1e9)
-             + weights / (large_matmul_gflops(parts) * 1e9))
-    return dict(s=seconds, limit_s=limit)
+    chain = limit["chain_gflops"].get("%dx%d" % (n, 3 * n))
+    if chain is None:
+        chain = max(chain_gflops(B, n, 3 * n, p) for p in _part_counts())
+    limit_s = sequential / (chain * 1e9) + weights / (limit["large_gflops"] * 1e9)
+    return dict(s=seconds, limit_s=limit_s)
 
 
 def lfads_step(cfg, parts=0):
@@ -341,7 +349,7 @@ def run_one(name, steps, warmup, what, parts):
         result.update(machine_limit(hps, cfg))
         from lfads_tf2 import steps as steps_module
         result["recurrence"] = recurrence_alone(hps, cfg["T"], parts or
-                                                steps_module.batch_parts())
+                                                steps_module.batch_parts(), result)
     else:
         fstep, fargs = floor_step(hps, cfg)
         result["s_per_step"] = _median_step_seconds(fstep, fargs, steps, warmup)
