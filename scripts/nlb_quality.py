@@ -19,6 +19,10 @@ validation trials, computed by `lfads_score` (lfads_tf2.score_outputs) for every
                forecast)
   lfads        the original README's first example's flags
   lfads_cd_sv  the same with --cd_rate, --sv_rate and --lve_metric=sv
+  lfads_co     with a controller (inferred inputs): the original README's flags for its
+               chaotic RNN with input pulses (--co_dim=1 --factors_dim=20, Poisson), the
+               data having no external inputs (not run unless named in --methods)
+  lfads_co_cd_sv  the same with --cd_rate, --sv_rate and --lve_metric=sv
 
 Both LFADS rows train for the same number of steps (--steps, rounded up to whole
 epochs) with --seed, then posterior_sample_and_average (--samples per trial) runs on
@@ -46,7 +50,11 @@ README_FLAGS = ["--co_dim=0", "--factors_dim=20", "--ext_input_dim=0",
                 "--controller_input_lag=1", "--output_dist=poisson"]
 BATCH_SIZE = 128  # the default --batch_size
 SMOOTHING_SDS = (2.0, 4.0, 8.0, 16.0, 32.0)
-METHODS = ("truth", "smoothing", "lfads", "lfads_cd_sv")
+# The original README's example with input pulses: a controller infers them.
+README_CO_FLAGS = ["--co_dim=1", "--factors_dim=20", "--ext_input_dim=0",
+                   "--output_dist=poisson"]
+METHODS = ("truth", "smoothing", "lfads", "lfads_cd_sv", "lfads_co", "lfads_co_cd_sv")
+DEFAULT_METHODS = METHODS[:4]
 
 
 def data_file(data_dir, size):
@@ -106,8 +114,9 @@ def smoothing_rates(data, sd_bins):
 
 def lfads_flags(args, method, stem, data_dir, save_dir, epochs):
     flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + stem,
-             "--lfads_save_dir=" + save_dir, "--seed=%d" % args.seed] + README_FLAGS
-    if method == "lfads_cd_sv":
+             "--lfads_save_dir=" + save_dir, "--seed=%d" % args.seed]
+    flags += README_CO_FLAGS if method.startswith("lfads_co") else README_FLAGS
+    if method.endswith("_cd_sv"):
         flags += ["--cd_rate=%g" % args.cd_rate, "--sv_rate=%g" % args.sv_rate,
                   "--lve_metric=sv"]
     return flags, ["--max_epochs=%d" % epochs]
@@ -145,7 +154,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", default="200,2000")
     p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--data_dir", default="/tmp/rnn_synth_data_v1.0/")
     p.add_argument("--save_root", default="/tmp/lfads_nlb/")
     p.add_argument("--cd_rate", type=float, default=0.3)
