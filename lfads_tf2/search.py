@@ -408,11 +408,27 @@ def make_tuner(plan, resume):
         trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(
         name=plan.name, storage_path=plan.storage,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=3), verbose=1,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_to_keep(s)),
+        verbose=1,
         callbacks=[search_history.HistoryRecorder(
             os.path.join(plan.out, search_history.HISTORY))])
     return tune.Tuner(trainable, param_space=space, tune_config=tune_config,
                       run_config=run_config)
+
+
+def checkpoints_to_keep(settings):
+    """How many of a trial's newest checkpoints Ray Tune keeps (older ones are deleted).
+
+    Random search resumes from the newest: 3 leave room for one being written. With
+    PBT, a trial exploits another's checkpoint of the last perturbation, and the other,
+    when there are fewer CPUs than trials, may train on through the next interval (one
+    report and checkpoint every --report_every_n_epochs) before the exploiting trial
+    starts: that checkpoint must outlive a whole interval's reports, or the exploit
+    fails with "does not exist on storage anymore".
+    """
+    if settings["search"] != "pbt":
+        return 3
+    return max(3, settings["perturbation_interval"] // settings["report_every_n_epochs"] + 2)
 
 
 # ------------------------------------------------------------------ outputs

@@ -7,7 +7,7 @@ training on the 200-trial NLB-style set, at equal training steps per model.
         [--data_dir=/tmp/nlbdata/] [--save_root=/tmp/lfads_tune_quality/]
         [--num_samples=8] [--perturbation_interval=100] [--cpus_per_trial=1]
         [--samples=128] [--checkpoint=checkpoint_lve] [--seed=1] [--figure=PATH]
-        [--ramp_steps=N]
+        [--ramp_steps=N] [--report_every_n_epochs=1]
 
 (--rows=defaults,random,pbt runs all three in turn.) The data set is
 chaotic_rnn_nlb_200train (synth_data/run_generate_synth_data.sh: 200 training and 500
@@ -125,6 +125,7 @@ def run_row(args, row, path, epochs):
                      "--search_space=" + space, "--num_samples=%d" % args.num_samples,
                      "--perturbation_interval=%d" % args.perturbation_interval,
                      "--cpus_per_trial=%g" % args.cpus_per_trial,
+                     "--report_every_n_epochs=%d" % args.report_every_n_epochs,
                      "--lfads_save_dir=" + out] + common, times_path, "search_s") / 60
     best = os.path.join(out, "best_model")
     flagfile = ["--flagfile=" + os.path.join(best, "run_lfads.flags")]
@@ -149,6 +150,10 @@ def main():
     p.add_argument("--ramp_steps", type=int, default=0,
                    help="--kl_increase_steps and --l2_increase_steps of every row "
                         "(default 0: the flags' defaults)")
+    p.add_argument("--report_every_n_epochs", type=int, default=1,
+                   help="lfads_tune's: how often a search trial reports and checkpoints "
+                        "(PBT keeps an interval's checkpoints of every trial: 9 MB each "
+                        "here)")
     args = p.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     for r in rows:

@@ -165,3 +165,17 @@ def test_history_records_the_config_the_report_was_made_with(tmp_path):
     recorder.on_trial_result(2, [trial], trial, {"epoch": 2, "training_iteration": 2})
     rows = search_history.read(path)
     assert [r["config"]["learning_rate_init"] for r in rows] == [0.00402, 0.00347]
+
+
+@pytest.mark.parametrize("interval,every", [(1, 1), (10, 1), (100, 1), (100, 10), (25, 5)])
+def test_pbt_keeps_the_exploited_checkpoint_for_a_whole_interval(interval, every):
+    """A PBT donor may train a whole interval past the checkpoint others exploit (more
+    trials than CPUs): Ray Tune keeps only the newest checkpoints_to_keep, so that
+    checkpoint must still be among them when the donor pauses at the next one."""
+    keep = search.checkpoints_to_keep({"search": "pbt", "perturbation_interval": interval,
+                                       "report_every_n_epochs": every})
+    reports = list(range(every, 2 * interval + 1, every))  # epochs with a checkpoint
+    kept = reports[-keep:]  # Ray deletes all but the newest `keep`
+    assert interval in kept, (interval, every, keep)
+    assert search.checkpoints_to_keep({"search": "random", "perturbation_interval": 100,
+                                       "report_every_n_epochs": 1}) == 3
