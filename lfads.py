@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 import distributions as dist
-from lfads_tf2 import costs as cost_terms
-from lfads_tf2 import encoders, generator, masking, noise, observation, tunables
-from lfads_tf2.readinout import ReadInOut
+from lfads_tf2.model import costs as cost_terms
+from lfads_tf2.model import encoders, generator, regularisers, random_draws, observation, tunables
+from lfads_tf2.model.readinout import ReadInOut
 
 Costs = cost_terms.Costs
 
@@ -37,7 +37,7 @@ ModelOutput = collections.namedtuple("ModelOutput", [
     "output_params_bxtxp", "log_p_xgz_b", "kl_ic_b", "kl_co_b",
     "ic_post_mean_bxz", "ic_post_logvar_bxz", "ic_prior_mean_bxz",
     "ic_prior_logvar_bxz", "co_bxtxu", "co_post_mean_bxtxu", "co_post_logvar_bxtxu",
-    # with a cost mask holding sample-validation entries (lfads_tf2/masking.py): their
+    # with a cost mask holding sample-validation entries (lfads_tf2/model/regularisers.py): their
     # summed log-likelihood per row, left out of log_p_xgz_b; else None
     "log_p_sv_b",
 ], defaults=(None,))
@@ -90,7 +90,7 @@ class LFADS(tf.Module):
         self.tunables = tunables.Tunables(hps)
         self.cost_terms = cost_terms.CostTerms(hps, *self.generator.l2_variables(),
                                                tunables=self.tunables)
-        self.noise_sizes = noise.Sizes(
+        self.noise_sizes = random_draws.Sizes(
             hps.num_steps, I, hps.ic_enc_dim if Z > 0 else 0, Z, hps.gen_dim, U,
             ci_dim + feedback_dim, self.generator.num_steps)
         # Held-out neurons or forward bins: the read-out is wider and the generator
@@ -165,7 +165,7 @@ class LFADS(tf.Module):
         ext_bxtxi = None
         if self.hps.ext_input_dim > 0 and ext_input_bxtxi is not None:
             ext_bxtxi = tf.cast(ext_input_bxtxi, tf.float32)
-        draws = noise.draw(rng, self.noise_sizes, mode, keep_prob, batch,
+        draws = random_draws.draw(rng, self.noise_sizes, mode, keep_prob, batch,
                            batch * num_samples, data_dim, ext_bxtxi is not None)
         if ext_bxtxi is not None and draws.ext_mask_bxtxi is not None:
             ext_bxtxi *= draws.ext_mask_bxtxi
@@ -193,7 +193,7 @@ class LFADS(tf.Module):
             target, crop = tf.cast(recon_bxtxn, tf.float32), False
         return self._observe(name, repeat(target), loop, ic_post, ic_prior,
                              gen_ics_bxg, draws, mode, crop,
-                             masking.repeat(cost_mask_bxtxn, num_samples))
+                             regularisers.repeat(cost_mask_bxtxn, num_samples))
 
     def _encode(self, name, data_bxtxd, ext_bxtxi, draws):
         """Read-in and encoders -> (q(g0 | x) [B, Z] or None, ci [B, T, e] or None)."""
@@ -240,7 +240,7 @@ class LFADS(tf.Module):
                 lik_params = tuple(p[:, :shape[1], :shape[2]] for p in params)
             loglik = self.observation.log_likelihood(target_bxtxn, lik_params)
             if cost_mask is not None:
-                loglik, log_p_sv_b = masking.objective_loglik(loglik, cost_mask)
+                loglik, log_p_sv_b = regularisers.objective_loglik(loglik, cost_mask)
             log_p_xgz_b = tf.reduce_sum(loglik, axis=[1, 2])
             if ic_post is not None:
                 kl_ic_b = self.tunables.kl_ic_weight * dist.kl_gaussian_gaussian(

@@ -542,12 +542,13 @@ def run(hps, allow_gpu_growth=False, intra_op_threads=-1, inter_op_threads=0):
     import tensorflow as tf
     with tf.device(device):
         if hps.kind == "train":
-            from lfads_tf2 import evaluation, training
+            from lfads_tf2.evaluate import kinds
+            from lfads_tf2.train import loop
             # The example figure is evaluation's (posterior samples); the loop only
             # calls it, so training does not import evaluation.
-            return training.train(hps, datasets, make_plotter=evaluation.ExamplePlotter)
-        from lfads_tf2 import evaluation
-        return evaluation.run_kind(hps, datasets)
+            return loop.train(hps, datasets, make_plotter=kinds.ExamplePlotter)
+        from lfads_tf2.evaluate import kinds
+        return kinds.run_kind(hps, datasets)
 
 
 _stop_signum = None  # set once SIGTERM or SIGINT has arrived

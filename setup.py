@@ -11,7 +11,8 @@ setup(
     # The design fixes these four top-level modules; everything else lives in lfads_tf2,
     # so the installed distribution claims no other generic top-level names.
     py_modules=["run_lfads", "lfads", "distributions", "utils"],
-    packages=["lfads_tf2", "synth_data"],
+    packages=["lfads_tf2", "lfads_tf2.data", "lfads_tf2.model", "lfads_tf2.train",
+              "lfads_tf2.evaluate", "lfads_tf2.score", "lfads_tf2.search", "synth_data"],
     package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
     install_requires=[
         "tensorflow>=2.16",
@@ -32,12 +33,12 @@ setup(
                              "ray[tune]>=2.60", "pyyaml"]},
     entry_points={"console_scripts": [
         "run_lfads=run_lfads:console_main",
-        "lfads_import_original=lfads_tf2.import_original:console_main",
-        "lfads_score=lfads_tf2.score_outputs:console_main",
-        "lfads_from_nwb=lfads_tf2.nwb_import:console_main",
-        "lfads_from_arrays=lfads_tf2.array_import:console_main",
-        "lfads_merge=lfads_tf2.merge:console_main",
-        "lfads_align=lfads_tf2.alignment:console_main",
-        "lfads_tune=lfads_tf2.search:console_main",
+        "lfads_import_original=lfads_tf2.train.import_original:console_main",
+        "lfads_score=lfads_tf2.score.lfads_score:console_main",
+        "lfads_from_nwb=lfads_tf2.data.nwb:console_main",
+        "lfads_from_arrays=lfads_tf2.data.arrays:console_main",
+        "lfads_merge=lfads_tf2.data.merge:console_main",
+        "lfads_align=lfads_tf2.data.alignment:console_main",
+        "lfads_tune=lfads_tf2.search.lfads_tune:console_main",
     ]},
 )

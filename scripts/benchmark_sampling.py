@@ -44,11 +44,12 @@ def run_child(config, n_trials, samples, rows_per_chunk=None):
     import utils
     utils.quiet_tensorflow_import()
     import benchmark_train
-    from lfads_tf2 import checkpoints, evaluation
+    from lfads_tf2.train import checkpoints
+    from lfads_tf2.evaluate import kinds
     import run_lfads
     run_lfads.configure_threads(0, 0)  # run_lfads's default for the evaluation kinds
     if rows_per_chunk:
-        evaluation.ROWS_PER_CHUNK = rows_per_chunk
+        kinds.ROWS_PER_CHUNK = rows_per_chunk
     cfg = benchmark_train.CONFIGS[config]
     T, D = cfg["T"], cfg["D"]
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")
@@ -65,10 +66,10 @@ def run_child(config, n_trials, samples, rows_per_chunk=None):
     # one warm-up call on two trials, so that tracing is not timed
     warm = {"train_data": data[:2], "data_dim": D, "num_steps": T}
     with contextlib.redirect_stdout(io.StringIO()):
-        evaluation.posterior_kind(bundle, hps, {"bench": warm},
+        kinds.posterior_kind(bundle, hps, {"bench": warm},
                                   "posterior_sample_and_average")
         t0 = time.perf_counter()
-        evaluation.posterior_kind(bundle, hps, datasets, "posterior_sample_and_average")
+        kinds.posterior_kind(bundle, hps, datasets, "posterior_sample_and_average")
     seconds = time.perf_counter() - t0
     return {"trials": n_trials, "samples": samples, "seconds": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}

@@ -127,7 +127,8 @@ def run_child(argv, launched, first_epoch):
     import utils
     utils.quiet_tensorflow_import()
     # evaluation and training: imported here so that their import counts as imports
-    from lfads_tf2 import checkpoints, evaluation, steps, training  # noqa: F401
+    from lfads_tf2.train import checkpoints, steps, loop
+    from lfads_tf2.evaluate import kinds  # noqa: F401
     times["imports"] = time.perf_counter() - t
     after = {}
 

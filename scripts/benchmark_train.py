@@ -217,7 +217,7 @@ def recurrence_alone(hps, T, parts, limit, steps=20, warmup=5):
     LFADS's other work."""
     import numpy as np
     import tensorflow as tf
-    from lfads_tf2 import fast_rnn
+    from lfads_tf2.model import fast_rnn
     B, n = hps.batch_size, hps.gen_dim
     rs = np.random.RandomState(0)
 
@@ -256,7 +256,7 @@ def lfads_step(cfg, parts=0):
     import run_lfads
     # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
     run_lfads.configure_threads(1, 0)
-    from lfads_tf2 import checkpoints, steps
+    from lfads_tf2.train import checkpoints, steps
     if parts:
         steps.batch_parts = lambda: parts
     hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
@@ -347,7 +347,7 @@ def run_one(name, steps, warmup, what, parts):
     if what == "lfads":
         result["s_per_step"] = _median_step_seconds(step, args, steps, warmup)
         result.update(machine_limit(hps, cfg))
-        from lfads_tf2 import steps as steps_module
+        from lfads_tf2.train import steps as steps_module
         result["recurrence"] = recurrence_alone(hps, cfg["T"], parts or
                                                 steps_module.batch_parts(), result)
     else:

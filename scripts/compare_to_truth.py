@@ -14,17 +14,17 @@ truth's units with the conversion-factor convention detected from D (spec §13 Q
 --per_bin adds one line per time bin with its R² and its share of the error
 (`r2_bin 0 0.2012 error_share 0.0710`), which shows where in the trial the error lies.
 
-The scores are those of lfads_tf2.scores, the file checks those of lfads_tf2.output_files.
+The scores are those of lfads_tf2.score.rate_r2, the file checks those of lfads_tf2.score.output_files.
 """
 import argparse
 import sys
 
 import numpy as np
 
-from lfads_tf2 import plots
-from lfads_tf2.output_files import (InputError, check_shapes, open_h5, read_scalar,
+from lfads_tf2.evaluate import figures
+from lfads_tf2.score.output_files import (InputError, check_shapes, open_h5, read_scalar,
                                     require, resolve_output_dist, resolve_split)
-from lfads_tf2.scores import r2_against_truth, r2_per_bin, smoothed_spikes_r2
+from lfads_tf2.score.rate_r2 import r2_against_truth, r2_per_bin, smoothed_spikes_r2
 
 
 def _parse_args(argv):
@@ -76,7 +76,7 @@ def run(args):
     print("output_dist %s" % output_dist)
     print("convention %s" % res["convention"])
     print("truth_scale %.6g  # %s" % (res["scale"],
-                                      plots.describe_convention(res["convention"],
+                                      figures.describe_convention(res["convention"],
                                                                      res["scale"])))
     print("r2_pooled %.4f" % res["r2_pooled"])
     print("r2_mean_per_neuron %.4f" % res["r2_mean_per_neuron"])

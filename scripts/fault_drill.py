@@ -55,7 +55,7 @@ def final_state(save_dir):
     """{checkpoint key: value} of the newest regular checkpoint, and the fitlog text."""
     import utils
     tf = utils.quiet_tensorflow_import()
-    from lfads_tf2 import checkpoints
+    from lfads_tf2.train import checkpoints
     path = checkpoints.read_checkpoint_state(save_dir, "checkpoint")[-1]
     reader = tf.train.load_checkpoint(path)
     values = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
@@ -70,7 +70,7 @@ def damage_newest(save_dir):
     """
     import utils
     utils.quiet_tensorflow_import()
-    from lfads_tf2 import checkpoints
+    from lfads_tf2.train import checkpoints
     paths = checkpoints.read_checkpoint_state(save_dir, "checkpoint")
     if len(paths) < 2:
         return None

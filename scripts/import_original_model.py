@@ -2,9 +2,9 @@
 
     python scripts/import_original_model.py SRC OUT [--hps=FILE]
 
-The same as the installed command `lfads_import_original` (lfads_tf2/import_original.py).
+The same as the installed command `lfads_import_original` (lfads_tf2/train/import_original.py).
 """
-from lfads_tf2 import import_original
+from lfads_tf2.train import import_original
 
 if __name__ == "__main__":
     import_original.console_main()

@@ -1,7 +1,7 @@
-"""Writes the README's tables of run_lfads flags from the flag definitions.
+"""Writes the tables of run_lfads flags in docs/flags.md from the flag definitions.
 
-    python scripts/make_flag_table.py          # rewrite the table in README.md
-    python scripts/make_flag_table.py --check  # exit 1 if README.md is out of date
+    python scripts/make_flag_table.py          # rewrite the table in docs/flags.md
+    python scripts/make_flag_table.py --check  # exit 1 if docs/flags.md is out of date
 
 The tables sit between the markers `<!-- flags:start -->` and `<!-- flags:end -->`;
 tests/test_readme.py runs --check so the table cannot drift from the code.
@@ -12,7 +12,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 START, END = "<!-- flags:start -->", "<!-- flags:end -->"
-README = os.path.join(ROOT, "README.md")
+FLAGS_DOC = os.path.join(ROOT, "docs", "flags.md")
 
 
 def flag_table():
@@ -34,9 +34,9 @@ def flag_table():
     return "\n".join(parts[:-1])
 
 
-def updated_readme(text):
+def updated_doc(text):
     if START not in text or END not in text:
-        raise SystemExit("README.md lacks the %s / %s markers" % (START, END))
+        raise SystemExit("docs/flags.md lacks the %s / %s markers" % (START, END))
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return head + START + "\n" + flag_table() + "\n" + END + tail
@@ -51,17 +51,18 @@ def main(argv):
         print("error: unknown argument %s (expected nothing or --check)" % unknown[0],
               file=sys.stderr)
         return 2
-    text = open(README).read()
-    new = updated_readme(text)
+    text = open(FLAGS_DOC).read()
+    new = updated_doc(text)
     if "--check" in argv:
         if new != text:
-            print("README.md flag table is out of date: run python scripts/make_flag_table.py")
+            print("docs/flags.md flag table is out of date: "
+                  "run python scripts/make_flag_table.py")
             return 1
-        print("README.md flag table is current")
+        print("docs/flags.md flag table is current")
         return 0
-    with open(README, "w") as f:
+    with open(FLAGS_DOC, "w") as f:
         f.write(new)
-    print("README.md flag table written")
+    print("docs/flags.md flag table written")
     return 0
 
 

@@ -8,7 +8,7 @@
 For each set (chaotic_rnn_nlb_<N>train, made by synth_data/run_generate_synth_data.sh:
 50 held-in and 20 held-out neurons, 100 held-in and 20 forward bins, 500 validation
 trials shared by both sets) it prints co-bps, fp-bps, PSTH R² and rate R² on the
-validation trials, computed by `lfads_score` (lfads_tf2.score_outputs) for every row:
+validation trials, computed by `lfads_score` (lfads_tf2.score.lfads_score) for every row:
 
   truth        the true rates (the ceiling)
   smoothing    each held-in neuron's spikes smoothed with a Gaussian (s.d. 2, 4, 8, 16 or
@@ -43,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import utils  # noqa: E402
-from lfads_tf2 import score_outputs  # noqa: E402
+from lfads_tf2.score import lfads_score  # noqa: E402
 
 # The original README's first example (no inputs), beyond the flags' defaults.
 README_FLAGS = ["--co_dim=0", "--factors_dim=20", "--ext_input_dim=0",
@@ -72,7 +72,7 @@ def write_rates(path, rates_etn):
 
 
 def score(path, data_path):
-    return score_outputs.score_files(path, data_path, "valid")["metrics"]
+    return lfads_score.score_files(path, data_path, "valid")["metrics"]
 
 
 def smooth(x_etn, sd_bins):

@@ -26,8 +26,8 @@ import sys
 
 import numpy as np
 
-from lfads_tf2 import plots
-from lfads_tf2.output_files import (InputError, check_shapes, open_h5, require,
+from lfads_tf2.evaluate import figures
+from lfads_tf2.score.output_files import (InputError, check_shapes, open_h5, require,
                                     resolve_output_dist, resolve_split,
                                     truth_scale_from_file)
 
@@ -72,7 +72,7 @@ def _padded_inputs(x, n_time):
     """Inputs [T] or [T, I] (or None) padded with zeros to n_time bins (forward bins)."""
     if x is None:
         return None
-    return plots.pad_to(x, n_time, x.shape[1] if x.ndim > 1 else 1, 0.0)
+    return figures.pad_to(x, n_time, x.shape[1] if x.ndim > 1 else 1, 0.0)
 
 
 def run(args):
@@ -103,7 +103,7 @@ def run(args):
         scale, convention = truth_scale_from_file(data_h5, output_dist)
         if truth_key in data_h5 and convention != "none":
             # stderr: stdout carries only the written paths, for other tools to read.
-            print("note: %s" % plots.describe_convention(convention, scale),
+            print("note: %s" % figures.describe_convention(convention, scale),
                   file=sys.stderr)
         stem = os.path.basename(os.path.normpath(args.output_file))
         for k in trials:
@@ -117,18 +117,18 @@ def run(args):
                 "rates_txd": p_k[:, :n_chan],
                 "vars_txd": p_k[:, n_chan:] if output_dist == "gaussian" else None,
                 "truth_txd": None if truth_k is None
-                else plots.pad_to(truth_k, n_time, n_chan, np.nan),
+                else figures.pad_to(truth_k, n_time, n_chan, np.nan),
                 "factors_txf": np.asarray(factors[k], dtype=np.float64),
                 "controller_outputs_txu": _optional_trial(out_h5, ["controller_outputs"], k),
                 "ext_input_txi": _padded_inputs(ext_k, n_time),
                 "input_truth_txi": _padded_inputs(_optional_trial(
                     data_h5, ["input_%s_truth" % split, "%s_inputs_u" % split], k), n_time),
             }
-            fig = plots.plot_examples([example], output_dist=output_dist,
+            fig = figures.plot_examples([example], output_dist=output_dist,
                                            conversion_factor=scale, title=stem,
                                            max_traces=args.max_traces, dpi=args.dpi)
             path = os.path.join(args.out_dir, "%s_trial%d.png" % (stem, k))
-            plots.save_figure(fig, path)
+            figures.save_figure(fig, path)
             print(path)
             written.append(path)
     return written

@@ -158,7 +158,7 @@ def profile_config(name, steps, warmup, logdir):
     import numpy as np
     import tensorflow as tf
     import benchmark_train
-    from lfads_tf2 import steps as steps_lib
+    from lfads_tf2.train import steps as steps_lib
     step, (_, batch), hps = benchmark_train.lfads_step(benchmark_train.CONFIGS[name])
     # a data set of 8 batches; each step takes random rows, as training does
     rs = np.random.RandomState(1)

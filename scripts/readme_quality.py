@@ -8,7 +8,7 @@ For each example it trains with the README's flags (plus --max_epochs and --seed
 runs posterior_sample_and_average on the lowest-validation checkpoint and prints,
 for the valid split, R² of the sample-averaged rates (times conversion_factor)
 against the true rates, pooled over trials, time and neurons after removing each
-neuron's mean (lfads_tf2.scores), the R² of Gaussian-smoothed spikes as a
+neuron's mean (lfads_tf2.score.rate_r2), the R² of Gaussian-smoothed spikes as a
 baseline, the epochs and the wall time of training. For g2p5 it also prints the
 fraction of valid trials whose inferred input peaks within 5 bins of the true pulse.
 
@@ -84,7 +84,7 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
     """The state file whose newest checkpoint is scored: `which`, or for "auto" the
     lowest-validation one (`checkpoint_lve`, written once the KL/L2 ramps are done)
     when it exists, else the newest regular one (`checkpoint`)."""
-    from lfads_tf2 import checkpoints
+    from lfads_tf2.train import checkpoints
     if which == "auto":
         lve = checkpoints.CHECKPOINT_STATE_LVE
         which = lve if checkpoints.read_checkpoint_state(save_dir, lve) \
@@ -98,8 +98,8 @@ def checkpoint_to_evaluate(save_dir, which="auto"):
 
 def evaluate(example, save_dir, data_dir, samples, log, ckpt="auto"):
     import h5py
-    from lfads_tf2 import plots
-    from lfads_tf2 import scores
+    from lfads_tf2.evaluate import figures
+    from lfads_tf2.score import rate_r2
     stem = EXAMPLES[example]["stem"]
     base = [sys.executable, "run_lfads.py", "--data_dir=" + data_dir,
             "--data_filename_stem=" + stem, "--lfads_save_dir=" + save_dir]
@@ -125,10 +125,10 @@ def evaluate(example, save_dir, data_dir, samples, log, ckpt="auto"):
         truth = hd["valid_truth"][()]
         data = hd["valid_data"][()]
         cf = float(hd["conversion_factor"][()])
-        scale, _ = plots.truth_scale(cf)
-        res = scores.r2_scores(rates * scale, truth)
+        scale, _ = figures.truth_scale(cf)
+        res = rate_r2.r2_scores(rates * scale, truth)
         # baseline: spikes smoothed with the best of a few Gaussian kernel widths
-        smooth = max((scores.smoothed_spikes_r2(data, truth, sd, conversion_factor=cf)
+        smooth = max((rate_r2.smoothed_spikes_r2(data, truth, sd, conversion_factor=cf)
                       for sd in (2.0, 4.0, 8.0)), key=lambda r: r["r2_pooled"])
         extra = {}
         if "controller_outputs" in ho and "input_times_valid" in hd:

@@ -47,7 +47,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import utils  # noqa: E402
-from lfads_tf2 import score_outputs  # noqa: E402
+from lfads_tf2.score import lfads_score  # noqa: E402
 
 ROWS = ("defaults", "random", "pbt")
 STEM = "chaotic_rnn_nlb_200train"
@@ -100,7 +100,7 @@ def evaluate(flags, save_dir, path, args):
                    check=True, stdout=subprocess.DEVNULL, env=env())
     out = os.path.join(save_dir, "model_runs_%s_valid_posterior_sample_and_average"
                        % os.path.basename(path)[len(STEM) + 1:])
-    return score_outputs.score_files(out, path, "valid")["metrics"]
+    return lfads_score.score_files(out, path, "valid")["metrics"]
 
 
 def run_row(args, row, path, epochs):
@@ -121,7 +121,7 @@ def run_row(args, row, path, epochs):
     space = os.path.join(save_dir, "space.yaml")
     with open(space, "w") as f:
         f.write(SPACE)
-    minutes = timed([sys.executable, "-m", "lfads_tf2.search", "--search=" + row,
+    minutes = timed([sys.executable, "-m", "lfads_tf2.search.lfads_tune", "--search=" + row,
                      "--search_space=" + space, "--num_samples=%d" % args.num_samples,
                      "--perturbation_interval=%d" % args.perturbation_interval,
                      "--cpus_per_trial=%g" % args.cpus_per_trial,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Generates the seven synthetic benchmark data sets of LFADS (spec §11.5), and two sets laid
-# out as the Neural Latents Benchmark's (held-out neurons, forward bins, conditions) with
-# 2,000 and 200 training trials and the same 500 validation trials.
+# Generates the seven synthetic benchmark data sets of LFADS, two sets laid out as the Neural
+# Latents Benchmark's (held-out neurons, forward bins, conditions) with 2,000 and 200 training
+# trials and the same 500 validation trials, and two calcium-imaging sets (deconvolved
+# traces of a chaotic RNN's spikes), the second with 20 % of its entries missing (NaN) and
+# otherwise identical.
 #
 #   bash synth_data/run_generate_synth_data.sh [OUTPUT_DIR]     (default /tmp/rnn_synth_data_v1.0/)
 #
@@ -46,7 +48,17 @@ lane1() {
         --noise_type=poisson &&
     gen 6 "Generating integration-to-bound (ITB) rnn data" \
         generate_itb_data.py --datafile_name=itb_rnn --u_std=0.25 \
-        --checkpoint_path=SAMPLE_CHECKPOINT --C=800 --N=50 --nreplications=5 --tau=0.025
+        --checkpoint_path=SAMPLE_CHECKPOINT --C=800 --N=50 --nreplications=5 --tau=0.025 &&
+    gen 10 "Generating calcium imaging data (deconvolved traces) of a chaotic rnn (g=1.5)" \
+        generate_calcium_data.py --datafile_name=calcium_chaotic_rnn --C=50 --N=50 \
+        --nreplications=20 --g=1.5 --x0_std=1.0 --tau=0.025 --tau_calcium=0.3 \
+        --noise_std=0.3 &&
+    # The same seed and flags: the observed entries equal the set above. The stem does not
+    # start with the one above, which would load this file as well (a second session).
+    gen 11 "Generating calcium imaging data of a chaotic rnn with 20% of entries missing" \
+        generate_calcium_data.py --datafile_name=calcium_missing20_chaotic_rnn --C=50 --N=50 \
+        --nreplications=20 --g=1.5 --x0_std=1.0 --tau=0.025 --tau_calcium=0.3 \
+        --noise_std=0.3 --missing_fraction=0.2
 }
 
 lane2() {
@@ -76,7 +88,7 @@ lane2 & pid2=$!
 status=0
 wait "$pid1" || status=1
 wait "$pid2" || status=1
-for i in 1 2 3 4 5 6 7 8 9; do
+for i in 1 2 3 4 5 6 7 8 9 10 11; do
     if [[ -f "$LOG_DIR/$i" ]]; then cat "$LOG_DIR/$i"; fi
 done
 if [[ $status -ne 0 ]]; then

@@ -172,9 +172,9 @@ def bundle_state(bundle):
 
 
 def _keep_trained(folder, bundle):
-    from lfads_tf2 import evaluation
+    from lfads_tf2.evaluate import kinds
     with open(os.path.join(folder, "trained.pkl"), "wb") as f:
-        pickle.dump({"state": bundle_state(bundle), "params": evaluation.model_params(bundle),
+        pickle.dump({"state": bundle_state(bundle), "params": kinds.model_params(bundle),
                      "step": int(bundle.state.global_step.numpy())}, f)
 
 

@@ -21,7 +21,7 @@ import pytest
 import background
 from conftest import ROOT
 import utils
-from lfads_tf2 import alignment
+from lfads_tf2.data import alignment
 from synth_data.generate_chaotic_rnn_data import generate_chaotic_rnn_datasets
 
 STEM = "multi"
@@ -50,7 +50,7 @@ def sessions(tmp_path_factory):
     written without the generator's own alignment; and a copy aligned by lfads_align."""
     plain, aligned, paths = write_sessions(tmp_path_factory.mktemp("multisession"),
                                            conditions=10, factors=FACTORS)
-    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.alignment"] + paths
+    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.data.alignment"] + paths
                           + ["--factors_dim=%d" % FACTORS],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

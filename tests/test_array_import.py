@@ -7,8 +7,8 @@ import numpy as np
 
 from conftest import ROOT
 import utils
-from lfads_tf2 import array_import
-from lfads_tf2 import recording
+from lfads_tf2.data import arrays
+from lfads_tf2.data import recording
 
 
 def spikes(seed=0, n_units=5, duration=20.0):
@@ -23,7 +23,7 @@ def spikes(seed=0, n_units=5, duration=20.0):
 
 
 def run(args):
-    return subprocess.run([sys.executable, "-m", "lfads_tf2.array_import"] + args, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "lfads_tf2.data.arrays"] + args, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -43,8 +43,8 @@ def test_npz_csv_and_counts_inputs_agree(tmp_path):
             for a, c in zip(starts, np.arange(12) % 4)))
     opts = recording.Options(bin_ms=20, align_field="go_time", window_ms=(-200, 400),
                              condition_field="target", seed=2)
-    from_npz = recording.to_lfads(array_import.read_arrays(str(tmp_path / "s.npz")), opts)
-    from_csv = recording.to_lfads(array_import.read_arrays(
+    from_npz = recording.to_lfads(arrays.read_arrays(str(tmp_path / "s.npz")), opts)
+    from_csv = recording.to_lfads(arrays.read_arrays(
         str(tmp_path / "s.csv"), time_unit="ms", trials_csv=str(tmp_path / "trials.csv")),
         opts)
     for key in ("train_data", "valid_data", "train_inds", "condition_labels_valid"):
@@ -53,10 +53,10 @@ def test_npz_csv_and_counts_inputs_agree(tmp_path):
     assert from_npz["train_data"].sum() > 0
 
     # Counts binned at 20 ms from 0 give the same windows (the windows start on bins).
-    rec = array_import.read_arrays(str(tmp_path / "s.npz"))
+    rec = arrays.read_arrays(str(tmp_path / "s.npz"))
     counts = recording.continuous_counts(rec, 0.02)
     np.savez(tmp_path / "c.npz", counts=counts, unit_ids=np.arange(10, 15), **trial_cols)
-    from_counts = recording.to_lfads(array_import.read_arrays(str(tmp_path / "c.npz"),
+    from_counts = recording.to_lfads(arrays.read_arrays(str(tmp_path / "c.npz"),
                                                               bin_ms=20), opts)
     np.testing.assert_array_equal(from_counts["train_data"], from_npz["train_data"])
 

@@ -16,7 +16,7 @@ import conftest
 import lfads_testdata as td
 
 import v0_1_checkpoint as v0_1
-from lfads_tf2 import checkpoint_layout
+from lfads_tf2.train import checkpoint_layout
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT
 import utils
-from lfads_tf2 import binning
-from lfads_tf2 import merge
-from lfads_tf2 import recording
+from lfads_tf2.data import binning
+from lfads_tf2.data import merge
+from lfads_tf2.data import recording
 
 
 @pytest.mark.parametrize("total, chop, overlap", [
@@ -82,7 +82,7 @@ def test_round_trip_through_data_file_outputs_and_lfads_merge(tmp_path):
             "ic_post_mean": rng.normal(size=(len(seg), 8))})  # not per bin: not merged
         outputs[split] = path
     out = str(tmp_path / "merged.h5")
-    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.merge", data_path, out,
+    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.data.merge", data_path, out,
                            "--train_output=" + outputs["train"],
                            "--valid_output=" + outputs["valid"]],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -108,7 +108,7 @@ def test_merge_of_trial_data_is_a_one_line_error(tmp_path):
     path = str(tmp_path / "trials")
     utils.write_data(path, {"train_data": np.zeros((4, 5, 2), np.int32),
                             "valid_data": np.zeros((2, 5, 2), np.int32)})
-    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.merge", path,
+    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.data.merge", path,
                            str(tmp_path / "o"), "--train_output=" + path],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

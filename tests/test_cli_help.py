@@ -1,4 +1,4 @@
-"""`--help` of the commands: what it lists, its exit status, the README's flag table.
+"""`--help` of the commands: what it lists, its exit status, the flag table in docs/flags.md.
 
 The installed `run_lfads` command runs through its console entry point, where
 run_lfads.py is not absl's main module; these tests run it from outside the source
@@ -77,9 +77,9 @@ def help_groups(text):
     return groups
 
 
-def readme_groups():
-    """[(heading, [flag names])] of the README's flag tables."""
-    text = open(os.path.join(ROOT, "README.md")).read()
+def flag_table_groups():
+    """[(heading, [flag names])] of the flag tables in docs/flags.md."""
+    text = open(os.path.join(ROOT, "docs", "flags.md")).read()
     table = text.split("<!-- flags:start -->", 1)[1].split("<!-- flags:end -->", 1)[0]
     groups = []
     for line in table.splitlines():
@@ -159,10 +159,10 @@ def test_every_flag_is_in_exactly_one_group():
     assert "Other flags" not in [title for title, _ in groups]
 
 
-def test_readme_flag_table_and_help_list_the_same_flags_in_the_same_groups():
+def test_flag_table_and_help_list_the_same_flags_in_the_same_groups():
     text = cli.help_text(run_lfads.DESCRIPTION, run_lfads.FLAG_GROUPS)
-    assert help_groups(text) == readme_groups()
-    assert len(readme_groups()) == len(run_lfads.FLAG_GROUPS) > 1
+    assert help_groups(text) == flag_table_groups()
+    assert len(flag_table_groups()) == len(run_lfads.FLAG_GROUPS) > 1
 
 
 @pytest.mark.parametrize("command, module, function", console_scripts())
@@ -234,7 +234,7 @@ def test_import_command_takes_two_arguments(tmp_path):
     there, is one line on stderr with status 2 (before any TensorFlow work)."""
     code = textwrap.dedent("""\
         import sys
-        from lfads_tf2 import import_original as m
+        from lfads_tf2.train import import_original as m
         try:
             m.console_main()
         finally:
@@ -308,7 +308,7 @@ def test_lfads_tune_help_lists_its_flags_and_run_lfads_flags_without_tensorflow_
     imported for it."""
     code = textwrap.dedent("""\
         import sys
-        from lfads_tf2 import search as m
+        from lfads_tf2.search import lfads_tune as m
         sys.argv[0] = "lfads_tune"
         try:
             m.console_main()

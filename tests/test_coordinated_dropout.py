@@ -1,4 +1,4 @@
-"""Coordinated dropout (CD) and sample validation (SV): lfads_tf2/masking.py.
+"""Coordinated dropout (CD) and sample validation (SV): lfads_tf2/model/regularisers.py.
 
 The mask function against NumPy (rates, scaling, statelessness), the gradients it
 lets through (tf.GradientTape on a tiny model), CD and SV off outside the training
@@ -24,7 +24,9 @@ import lfads_testdata as td
 import lfads
 import run_lfads
 import utils
-from lfads_tf2 import checkpoints, evaluation, masking, steps, training
+from lfads_tf2.train import checkpoints, steps, loop
+from lfads_tf2.evaluate import kinds
+from lfads_tf2.model import regularisers
 
 ORIGINAL_TOKENS = 19  # tokens of a fitlog line with validation (test_training.py)
 SV_KEY = "sv/masks/set0/.ATTRIBUTES/VARIABLE_VALUE"
@@ -38,7 +40,7 @@ def _seed(a, b=0):
 def test_cd_hides_the_rate_and_scales_the_rest():
     data = np.random.RandomState(0).poisson(2.0, size=(20, 40, 25)).astype(np.float32) + 1
     rate = 0.3
-    enc, mask = masking.apply(data, _seed(1), rate)
+    enc, mask = regularisers.apply(data, _seed(1), rate)
     enc, grad = enc.numpy(), mask.grad_bxtxd.numpy()
     hidden = enc == 0
     n = data.size
@@ -53,7 +55,7 @@ def test_cd_hides_the_rate_and_scales_the_rest():
 
 def test_cd_pass_rate_lets_that_fraction_of_seen_entries_pass():
     data = np.ones((20, 40, 25), np.float32)
-    enc, mask = masking.apply(data, _seed(2), 0.4, cd_pass_rate=0.25)
+    enc, mask = regularisers.apply(data, _seed(2), 0.4, cd_pass_rate=0.25)
     hidden = enc.numpy() == 0
     grad = mask.grad_bxtxd.numpy() > 0
     assert grad[hidden].all()
@@ -67,9 +69,9 @@ def test_cd_pass_rate_lets_that_fraction_of_seen_entries_pass():
 
 def test_masks_are_stateless_functions_of_the_seed():
     data = np.ones((4, 10, 6), np.float32)
-    a = masking.apply(data, _seed(7, 3), 0.5, 0.2)
-    b = masking.apply(data, _seed(7, 3), 0.5, 0.2)
-    c = masking.apply(data, _seed(8, 3), 0.5, 0.2)
+    a = regularisers.apply(data, _seed(7, 3), 0.5, 0.2)
+    b = regularisers.apply(data, _seed(7, 3), 0.5, 0.2)
+    c = regularisers.apply(data, _seed(8, 3), 0.5, 0.2)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1].grad_bxtxd, b[1].grad_bxtxd)
     assert not np.array_equal(a[0], c[0])
@@ -78,7 +80,7 @@ def test_masks_are_stateless_functions_of_the_seed():
 def test_rate_zero_in_the_graph_is_plain_training():
     """A search may set the rate variable to 0: nothing hidden, every gradient passes."""
     data = np.random.RandomState(1).rand(3, 5, 4).astype(np.float32)
-    enc, mask = masking.apply(data, _seed(3), tf.Variable(0.0))
+    enc, mask = regularisers.apply(data, _seed(3), tf.Variable(0.0))
     np.testing.assert_array_equal(enc, data)
     np.testing.assert_array_equal(mask.grad_bxtxd, np.ones_like(data))
 
@@ -86,7 +88,7 @@ def test_rate_zero_in_the_graph_is_plain_training():
 def test_a_compiled_function_reads_the_rate_variable_at_each_call():
     rate = tf.Variable(0.5, trainable=False)
     data = tf.ones([10, 20, 30])
-    fn = tf.function(lambda: masking.apply(data, _seed(5), rate)[0], autograph=False)
+    fn = tf.function(lambda: regularisers.apply(data, _seed(5), rate)[0], autograph=False)
     for value in (0.5, 0.1, 0.8):
         rate.assign(value)
         hidden = float(tf.reduce_mean(tf.cast(fn() == 0, tf.float32)))
@@ -97,9 +99,9 @@ def test_a_compiled_function_reads_the_rate_variable_at_each_call():
 def test_sv_entries_are_always_zero_at_the_encoders():
     rs = np.random.RandomState(2)
     data = rs.poisson(3.0, size=(6, 12, 9)).astype(np.float32) + 1
-    sv = masking.draw_sv_mask(data.shape, 0.2, 0, "set0").astype(np.float32)
+    sv = regularisers.draw_sv_mask(data.shape, 0.2, 0, "set0").astype(np.float32)
     for seed in range(5):
-        enc, mask = masking.apply(data, _seed(seed), 0.3, 0.0, sv, 0.2)
+        enc, mask = regularisers.apply(data, _seed(seed), 0.3, 0.0, sv, 0.2)
         enc = enc.numpy()
         assert (enc[sv > 0] == 0).all()
         # the rest: zero where CD hid it, else scaled by both rates
@@ -108,20 +110,20 @@ def test_sv_entries_are_always_zero_at_the_encoders():
         np.testing.assert_array_equal(mask.sv_bxtxd, sv)
         np.testing.assert_allclose(mask.weight_bxtxd, (1 - sv) / 0.8, rtol=1e-6)
     # SV without CD: only the SV entries are zero
-    enc, mask = masking.apply(data, _seed(0), None, 0.0, sv, 0.2)
+    enc, mask = regularisers.apply(data, _seed(0), None, 0.0, sv, 0.2)
     np.testing.assert_allclose(enc, data * (1 - sv) / 0.8, rtol=1e-6)
     assert mask.grad_bxtxd is None
 
 
 def test_sv_mask_draw():
     shape = (30, 10, 7)
-    a = masking.draw_sv_mask(shape, 0.15, 4, "set0")
+    a = regularisers.draw_sv_mask(shape, 0.15, 4, "set0")
     assert a.shape == shape and a.dtype == bool
     assert a.sum() == round(0.15 * a.size)
-    np.testing.assert_array_equal(a, masking.draw_sv_mask(shape, 0.15, 4, "set0"))
-    assert not np.array_equal(a, masking.draw_sv_mask(shape, 0.15, 5, "set0"))
-    assert not np.array_equal(a, masking.draw_sv_mask(shape, 0.15, 4, "set1"))
-    assert masking.draw_sv_mask((1, 2, 2), 0.01, 0, "x").sum() == 1  # at least one
+    np.testing.assert_array_equal(a, regularisers.draw_sv_mask(shape, 0.15, 4, "set0"))
+    assert not np.array_equal(a, regularisers.draw_sv_mask(shape, 0.15, 5, "set0"))
+    assert not np.array_equal(a, regularisers.draw_sv_mask(shape, 0.15, 4, "set1"))
+    assert regularisers.draw_sv_mask((1, 2, 2), 0.01, 0, "x").sum() == 1  # at least one
 
 
 def test_objective_loglik_against_numpy():
@@ -130,8 +132,8 @@ def test_objective_loglik_against_numpy():
     ll = rs.randn(B, T, D).astype(np.float32)
     sv = (rs.rand(B, T, D) < 0.2).astype(np.float32)
     grad = (rs.rand(B, T, D) < 0.5).astype(np.float32)
-    mask = masking.CostMask(grad, (1 - sv) / 0.8, sv)
-    obj, sv_b = masking.objective_loglik(tf.constant(ll), mask)
+    mask = regularisers.CostMask(grad, (1 - sv) / 0.8, sv)
+    obj, sv_b = regularisers.objective_loglik(tf.constant(ll), mask)
     np.testing.assert_allclose(obj, np.where(sv > 0, 0, ll / 0.8), rtol=1e-6)
     np.testing.assert_allclose(sv_b, (ll * sv).sum(axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
@@ -142,15 +144,15 @@ def test_masks_pad_to_a_larger_loglik():
     B, T, D = 2, 3, 4
     sv = np.zeros((B, T, D), np.float32)
     sv[0, 0, 0] = 1
-    mask = masking.CostMask(np.zeros((B, T, D), np.float32), (1 - sv) / 0.5, sv)
-    padded = masking.pad_to(mask, [B, T + 2, D + 3])
+    mask = regularisers.CostMask(np.zeros((B, T, D), np.float32), (1 - sv) / 0.5, sv)
+    padded = regularisers.pad_to(mask, [B, T + 2, D + 3])
     for field, value in zip(padded, (1.0, 1.0, 0.0)):
         field = field.numpy()
         assert field.shape == (B, T + 2, D + 3)
         assert (field[:, T:, :] == value).all() and (field[:, :, D:] == value).all()
     np.testing.assert_array_equal(padded.sv_bxtxd[:, :T, :D], sv)
     ll = tf.ones([B, T + 2, D + 3])
-    obj, sv_b = masking.objective_loglik(ll, mask)
+    obj, sv_b = regularisers.objective_loglik(ll, mask)
     np.testing.assert_array_equal(sv_b, [1.0, 0.0])
     assert float(tf.reduce_sum(obj)) == pytest.approx(
         (B * T * D - 1) / 0.5 + B * ((T + 2) * (D + 3) - T * D))
@@ -191,7 +193,7 @@ def _loglik_grads(model, data, enc, mask, seed=0):
 def test_gradient_of_entries_the_encoders_saw_is_exactly_zero():
     _, model = _tiny_model()
     data = np.random.RandomState(4).poisson(1.5, size=(6, 8, 7)).astype(np.float32)
-    enc, mask = masking.apply(data, _seed(11), 0.3)
+    enc, mask = regularisers.apply(data, _seed(11), 0.3)
     _, out, ll, g = _loglik_grads(model, data, enc, mask)
     hidden = mask.grad_bxtxd.numpy() > 0
     assert 0 < hidden.sum() < hidden.size
@@ -212,7 +214,7 @@ def test_gradient_of_entries_the_encoders_saw_is_exactly_zero():
 def test_passed_entries_have_a_gradient():
     _, model = _tiny_model()
     data = np.random.RandomState(5).poisson(1.5, size=(6, 8, 7)).astype(np.float32)
-    enc, mask = masking.apply(data, _seed(12), 0.3, cd_pass_rate=0.5)
+    enc, mask = regularisers.apply(data, _seed(12), 0.3, cd_pass_rate=0.5)
     _, _, _, g = _loglik_grads(model, data, enc, mask)
     hidden = enc.numpy() == 0
     passes = mask.grad_bxtxd.numpy() > 0
@@ -223,8 +225,8 @@ def test_passed_entries_have_a_gradient():
 def test_sv_entries_have_no_gradient_and_are_not_in_the_cost():
     _, model = _tiny_model()
     data = np.random.RandomState(6).poisson(1.5, size=(6, 8, 7)).astype(np.float32)
-    sv = masking.draw_sv_mask(data.shape, 0.2, 1, "ds").astype(np.float32)
-    enc, mask = masking.apply(data, _seed(13), 0.3, 0.0, sv, 0.2)
+    sv = regularisers.draw_sv_mask(data.shape, 0.2, 1, "ds").astype(np.float32)
+    enc, mask = regularisers.apply(data, _seed(13), 0.3, 0.0, sv, 0.2)
     total, out, ll, g = _loglik_grads(model, data, enc, mask)
     is_sv = sv > 0
     hidden = (mask.grad_bxtxd.numpy() > 0) & ~is_sv
@@ -263,7 +265,7 @@ def test_validation_and_evaluation_ignore_cd_and_sv():
         if rate is not None:
             bundle.cd_rate.assign(rate)
         ev = steps.call_step(steps.make_eval_step(bundle, h), h, "set0", batch)
-        post = steps.call_step(evaluation.make_posterior_fn(bundle, h, "posterior_mean", 1),
+        post = steps.call_step(kinds.make_posterior_fn(bundle, h, "posterior_mean", 1),
                                h, "set0", batch)
         results.append(({k: v.numpy() for k, v in ev.items()},
                         post["output_dist_params"].numpy()))
@@ -277,7 +279,7 @@ def test_train_step_reads_the_cd_rate_without_retracing():
     hps, info, d = _step_setup(["--cd_rate=0.4", "--sv_rate=0.1"])
     bundle = checkpoints.build(hps, info)
     step = steps.make_train_step(bundle, hps)
-    arrays = training.split_arrays({"set0": d}, hps, "train", sv_masks=bundle.sv.arrays())
+    arrays = loop.split_arrays({"set0": d}, hps, "train", sv_masks=bundle.sv.arrays())
     assert "sv_mask" in arrays["set0"]
     batch = steps.take(arrays["set0"], slice(0, 16))
     for rate in (0.4, 0.1, 0.0):
@@ -327,7 +329,7 @@ def cd_sv_runs(root):
     records = []
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        resumed = training.train(hps, datasets, on_epoch=lambda b, r: records.append(r))
+        resumed = loop.train(hps, datasets, on_epoch=lambda b, r: records.append(r))
     res["resume_stdout"] = out.getvalue()
     res["records"] = records
     res["resumed_mask"] = resumed.sv.arrays()["set0"]
@@ -416,7 +418,7 @@ def test_tensorboard_has_the_sv_scalar(sv_run):
 
 def test_sv_mask_is_in_the_checkpoint_and_kept_on_resume(sv_run):
     first = td.checkpoint_values(sv_run["first_ckpt"])
-    drawn = masking.draw_sv_mask(sv_run["first_mask"].shape, 0.1, 1, "set0")
+    drawn = regularisers.draw_sv_mask(sv_run["first_mask"].shape, 0.1, 1, "set0")
     np.testing.assert_array_equal(first[SV_KEY], drawn)
     np.testing.assert_array_equal(sv_run["first_mask"], drawn)
     # resumed with --sv_seed=2: the checkpoint's entries are kept, with a note
@@ -424,7 +426,7 @@ def test_sv_mask_is_in_the_checkpoint_and_kept_on_resume(sv_run):
     last = td.checkpoint_values(tf.train.latest_checkpoint(sv_run["save"]))
     np.testing.assert_array_equal(last[SV_KEY], drawn)
     np.testing.assert_array_equal(sv_run["resumed_mask"], drawn)
-    assert not np.array_equal(drawn, masking.draw_sv_mask(drawn.shape, 0.1, 2, "set0"))
+    assert not np.array_equal(drawn, regularisers.draw_sv_mask(drawn.shape, 0.1, 2, "set0"))
 
 
 def test_seeded_run_with_cd_and_sv_resumes_bit_for_bit(sv_run):
@@ -486,7 +488,7 @@ def test_checkpoint_without_sv_resumes_with_sv(without_sv):
     assert len(td.fitlog_tokens(lines[0])) == ORIGINAL_TOKENS
     assert td.fitlog_tokens(lines[1])[ORIGINAL_TOKENS] == "sv_recon"
     values = td.checkpoint_values(tf.train.latest_checkpoint(save))
-    np.testing.assert_array_equal(values[SV_KEY], masking.draw_sv_mask(
+    np.testing.assert_array_equal(values[SV_KEY], regularisers.draw_sv_mask(
         values[SV_KEY].shape, 0.2, 0, "set0"))
     # and the SV checkpoint still evaluates without the flag (the job ran it)
     assert os.path.isfile(os.path.join(save, "model_runs_set0_valid_posterior_push_mean"))

@@ -29,7 +29,7 @@ DETERMINISTIC_KEYS = ["factors", "output_dist_params", "gen_states", "gen_ics",
 
 
 def import_reference(out):
-    from lfads_tf2 import import_original
+    from lfads_tf2.train import import_original
     assert os.path.isfile(os.path.join(REFERENCE, "MANIFEST.md")), \
         "the reference data of the original are missing from " + REFERENCE
     import_original.import_model(os.path.join(REFERENCE, "model"), out)
@@ -69,12 +69,12 @@ def _run(argv):
 
 
 def test_import_maps_every_variable(imported):
-    from lfads_tf2 import evaluation
+    from lfads_tf2.evaluate import kinds
     with h5py.File(os.path.join(REFERENCE, "model_params"), "r") as ref:
         ref_keys = set(ref.keys())
         bundle = _run(["--kind=write_model_params", "--lfads_save_dir=" + imported,
                        "--data_dir=" + os.path.join(REFERENCE, "data")] + MODEL_FLAGS)
-        ours = evaluation.model_params(bundle)
+        ours = kinds.model_params(bundle)
         assert set(ours) == ref_keys
         for key in ref_keys:
             np.testing.assert_array_equal(ours[key], ref[key][()], err_msg=key)
@@ -99,7 +99,7 @@ def test_push_mean_reproduces_original(imported):
 
 
 def test_continue_training_imported_model(continued):
-    from lfads_tf2 import checkpoints
+    from lfads_tf2.train import checkpoints
     work = os.path.join(continued, "continued")
     with open(os.path.join(continued, "step.json")) as f:
         step = json.load(f)

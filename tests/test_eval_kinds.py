@@ -7,9 +7,9 @@ import pytest
 
 import lfads_testdata as td
 
-from lfads_tf2 import evaluation
+from lfads_tf2.evaluate import kinds
 import run_lfads
-from lfads_tf2 import checkpoints
+from lfads_tf2.train import checkpoints
 import utils
 
 E_TRAIN, E_VALID, T, D = 160, 48, 25, 15
@@ -149,7 +149,7 @@ def test_ps_nexamples_to_process(model):
 def _sample_in_chunks(model, sample_and_average, monkeypatch, rows, trials, stem, seed):
     """posterior_sample_and_average of the first `trials` validation trials with chunks
     of `rows` rows: (its valid file, the same trials of the default-chunk run)."""
-    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", rows)
+    monkeypatch.setattr(kinds, "ROWS_PER_CHUNK", rows)
     td.run(model["flags"] + ["--kind=posterior_sample_and_average",
                              "--ps_nexamples_to_process=%d" % trials,
                              "--output_filename_stem=" + stem, "--seed=%d" % seed])
@@ -177,11 +177,11 @@ def test_sampling_results_do_not_depend_on_chunking(model, sample_and_average,
 
 
 def test_sample_passes():
-    assert evaluation.sample_passes(16, 4096) == [16]
-    assert evaluation.sample_passes(16, 8) == [8, 8]
-    assert evaluation.sample_passes(1001, 300) == [251, 251, 251, 248]
+    assert kinds.sample_passes(16, 4096) == [16]
+    assert kinds.sample_passes(16, 8) == [8, 8]
+    assert kinds.sample_passes(1001, 300) == [251, 251, 251, 248]
     for n, rows in ((16, 6), (1024, 1024), (2049, 1024), (7, 1)):
-        passes = evaluation.sample_passes(n, rows)
+        passes = kinds.sample_passes(n, rows)
         assert sum(passes) == n and max(passes) <= rows and len(set(passes)) <= 2
 
 
@@ -198,7 +198,7 @@ def test_combine_passes_equals_one_pass():
 
     whole = one_pass(lb_kxs, x_kxsx2)
     parts = [one_pass(lb_kxs[:, i:j], x_kxsx2[:, i:j]) for i, j in ((0, 4), (4, 8), (8, 10))]
-    combined = evaluation.combine_passes(parts, [4, 4, 2])
+    combined = kinds.combine_passes(parts, [4, 4, 2])
     for key in whole:
         np.testing.assert_allclose(combined[key], whole[key], rtol=1e-12, err_msg=key)
 

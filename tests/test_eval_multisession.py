@@ -17,7 +17,7 @@ import background
 import conftest
 import lfads_testdata as td
 
-from lfads_tf2 import checkpoints, steps
+from lfads_tf2.train import checkpoints, steps
 import utils
 
 T, Z, G, F, U, B = 20, 6, 24, 5, 1, 16   # num_steps, ic_dim, gen_dim, factors, co_dim, batch

@@ -20,7 +20,10 @@ import tensorflow as tf
 import lfads
 import run_lfads
 import utils
-from lfads_tf2 import checkpoints, evaluation, noise, score_outputs, steps, training
+from lfads_tf2.train import checkpoints, steps, loop
+from lfads_tf2.evaluate import kinds
+from lfads_tf2.model import random_draws
+from lfads_tf2.score import lfads_score
 import background
 import lfads_testdata as td
 from test_model_equations import (RecordingRng, TINY, _close, np_forward_posterior_mean,
@@ -175,17 +178,17 @@ def test_fused_and_autodiff_agree_with_forward_bins(argv):
 
 
 def test_generator_side_draws_are_longer_the_rest_unchanged():
-    sizes = noise.Sizes(T, 2, 4, 3, 8, 2, 7)
+    sizes = random_draws.Sizes(T, 2, 4, 3, 8, 2, 7)
     longer = sizes._replace(gen_steps=T + FP)
-    short = noise.draw(tf.random.Generator.from_seed(0), sizes, "train", 0.9, 3, 3, D, True)
-    long_ = noise.draw(tf.random.Generator.from_seed(0), longer, "train", 0.9, 3, 3, D,
+    short = random_draws.draw(tf.random.Generator.from_seed(0), sizes, "train", 0.9, 3, 3, D, True)
+    long_ = random_draws.draw(tf.random.Generator.from_seed(0), longer, "train", 0.9, 3, 3, D,
                        True)
     for a, b in zip(short[:4], long_[:4]):
         np.testing.assert_array_equal(a, b)
     assert long_.gen_mask_txbxg.shape == (T + FP, 3, 8)
     assert long_.con_mask_bxtxk.shape == (3, T + FP, 7)
     assert long_.co_noise_txbxu.shape == (T + FP, 3, 2)
-    same = noise.draw(tf.random.Generator.from_seed(0), sizes._replace(gen_steps=T),
+    same = random_draws.draw(tf.random.Generator.from_seed(0), sizes._replace(gen_steps=T),
                       "train", 0.9, 3, 3, D, True)
     for a, b in zip(short, same):
         np.testing.assert_array_equal(a, b)
@@ -388,13 +391,13 @@ def test_lfads_score_gives_co_bps_and_fp_bps(trained):
     for split in ("valid", "test"):
         out_path = os.path.join(trained["save_dir"],
                                 "model_runs_set0_%s_posterior_sample_and_average" % split)
-        result = score_outputs.score_files(out_path, trained["data_path"])
+        result = lfads_score.score_files(out_path, trained["data_path"])
         assert result["split"] == split
         assert (result["heldin_neurons"], result["heldout_neurons"]) == (6, 3)
         assert (result["heldin_bins"], result["forward_bins"]) == (12, 4)
         assert set(result["metrics"]) == {"co_bps", "fp_bps", "psth_r2", "rate_r2"}
         assert all(np.isfinite(v) for v in result["metrics"].values())
-        score_outputs.write_json(result, out_path + ".scores.json")
+        lfads_score.write_json(result, out_path + ".scores.json")
         with open(out_path + ".scores.json") as f:
             assert json.load(f)["metrics"]["fp_bps"] == result["metrics"]["fp_bps"]
 
@@ -406,8 +409,8 @@ def test_lfads_score_names_the_missing_key(trained, tmp_path):
     utils.write_data(path, data)
     out_path = os.path.join(trained["save_dir"],
                             "model_runs_set0_valid_posterior_sample_and_average")
-    with pytest.raises(score_outputs.InputError) as info:
-        score_outputs.score_files(out_path, path, wanted=("fp_bps",))
+    with pytest.raises(lfads_score.InputError) as info:
+        lfads_score.score_files(out_path, path, wanted=("fp_bps",))
     assert "missing key 'valid_recon_data'" in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -416,9 +419,9 @@ def test_test_data_are_not_trained_on(trained):
     hps = run_lfads.add_derived_hps(
         run_lfads.hps_from_argv(trained["flags"]),
         {"set0": dict(trained["data"], data_dim=6, num_steps=12)})
-    arrays = training.split_arrays({"set0": trained["data"]}, hps, "test")["set0"]
+    arrays = loop.split_arrays({"set0": trained["data"]}, hps, "test")["set0"]
     assert set(arrays) == {"data"}
-    train = training.split_arrays({"set0": trained["data"]}, hps, "train")["set0"]
+    train = loop.split_arrays({"set0": trained["data"]}, hps, "train")["set0"]
     assert train["recon"].shape == (32, 16, 9)
     spec = steps.batch_signature(hps)
     assert spec["recon"].shape.as_list() == [None, 16, 9]
@@ -520,11 +523,11 @@ def test_sessions_must_share_the_forward_bins():
 def test_cd_gradients_with_heldout_neurons_and_forward_bins():
     """Coordinated dropout hides held-in entries only: the gradient of held-out neurons
     and forward bins always passes; that of held-in entries the encoders saw is 0."""
-    from lfads_tf2 import masking
+    from lfads_tf2.model import regularisers
     from test_coordinated_dropout import _loglik_grads, _seed
     _, model = make_heldout_model(td.TINY_MODEL + ["--keep_prob=1.0"], perturb=0.0)
     data, recon, _ = heldout_inputs(6, seed=3)
-    enc, mask = masking.apply(data, _seed(21), 0.3)
+    enc, mask = regularisers.apply(data, _seed(21), 0.3)
     _, _, _, g = _loglik_grads(model, recon, enc, mask)
     assert g.shape == recon.shape
     hidden = mask.grad_bxtxd.numpy() > 0

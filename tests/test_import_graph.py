@@ -23,9 +23,12 @@ def project_modules(root):
         if os.path.exists(os.path.join(root, name)):
             modules[name[:-3]] = os.path.join(root, name)
     for package in PACKAGES:
-        for path in sorted(glob.glob(os.path.join(root, package, "*.py"))):
-            stem = os.path.basename(path)[:-3]
-            modules[package if stem == "__init__" else package + "." + stem] = path
+        pattern = os.path.join(root, package, "**", "*.py")
+        for path in sorted(glob.glob(pattern, recursive=True)):
+            rel = os.path.relpath(path, root)[:-3].split(os.sep)
+            if rel[-1] == "__init__":
+                rel = rel[:-1]
+            modules[".".join(rel)] = path
     for path in sorted(glob.glob(os.path.join(root, SCRIPTS, "*.py"))):
         modules[SCRIPTS + "." + os.path.basename(path)[:-3]] = path
     return modules
@@ -49,7 +52,8 @@ def read_imports(module, tree, modules):
     `from P import x` imports P.x when that is a module, else P; a relative import is
     resolved against the module's package.
     """
-    package = module if module in PACKAGES else module.rpartition(".")[0]
+    is_package = os.path.basename(modules[module]) == "__init__.py"
+    package = module if is_package else module.rpartition(".")[0]
     edges, aliases, private = [], {}, []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -108,7 +112,7 @@ def import_graph(root):
 
 
 def _dotted(node, aliases, modules):
-    """The project module an expression like `training` or `lfads_tf2.training` names."""
+    """The project module an expression like `training` or `lfads_tf2.train.loop` names."""
     if isinstance(node, ast.Name):
         return aliases.get(node.id)
     if isinstance(node, ast.Attribute):
@@ -149,11 +153,11 @@ def describe_cycle(graph, cycle):
 
 def test_the_graph_sees_the_modules_and_imports_inside_functions():
     graph, _ = import_graph(ROOT)
-    assert {"run_lfads", "lfads", "utils", "lfads_tf2.training",
-            "lfads_tf2.checkpoints", "lfads_tf2.steps"} <= set(graph)
+    assert {"run_lfads", "lfads", "utils", "lfads_tf2.train.loop",
+            "lfads_tf2.train.checkpoints", "lfads_tf2.train.steps"} <= set(graph)
     # run_lfads imports the training loop inside main(), not at the top
-    assert "lfads_tf2.training" in graph["run_lfads"]
-    assert "lfads_tf2.checkpoints" in graph["lfads_tf2.training"]
+    assert "lfads_tf2.train.loop" in graph["run_lfads"]
+    assert "lfads_tf2.train.checkpoints" in graph["lfads_tf2.train.loop"]
 
 
 def test_no_import_cycle():
@@ -207,4 +211,4 @@ def test_only_the_search_driver_imports_ray():
                 names = [node.module or ""]
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 importers.add(module)
-    assert importers == {"lfads_tf2.search", "lfads_tf2.search_history"}, importers
+    assert importers == {"lfads_tf2.search.lfads_tune", "lfads_tf2.search.history"}, importers

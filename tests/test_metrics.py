@@ -1,4 +1,4 @@
-"""lfads_tf2.metrics against the Neural Latents Benchmark's own evaluation code
+"""lfads_tf2.score.metrics against the Neural Latents Benchmark's own evaluation code
 (nlb_tools.evaluation: bits_per_spike, eval_psth and the whole `evaluate`), and the
 `lfads_score` command end to end on small files written here.
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from lfads_tf2 import metrics, scores, score_outputs
-from lfads_tf2.output_files import InputError
+from lfads_tf2.score import metrics, rate_r2, lfads_score
+from lfads_tf2.score.output_files import InputError
 import utils
 
 
@@ -212,7 +212,7 @@ def _write_output(folder, rates, split="valid"):
 def _score_cmd(*args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    return subprocess.run([sys.executable, "-m", "lfads_tf2.score_outputs"] + list(args),
+    return subprocess.run([sys.executable, "-m", "lfads_tf2.score.lfads_score"] + list(args),
                           env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -260,10 +260,10 @@ def test_todays_output_gets_the_metrics_its_shape_allows(tmp_path):
     cf = data["conversion_factor"]
     rates = data["valid_truth"][:, :T_IN, :N_IN] / cf
     out_path = _write_output(tmp_path, rates)
-    result = score_outputs.score_files(out_path, data_path)
+    result = lfads_score.score_files(out_path, data_path)
     assert sorted(result["metrics"]) == ["psth_r2", "rate_r2"]
     assert result["metrics"]["rate_r2"] == pytest.approx(1.0)
-    expected = scores.r2_against_truth(rates, data["valid_truth"][:, :T_IN, :N_IN], cf)
+    expected = rate_r2.r2_against_truth(rates, data["valid_truth"][:, :T_IN, :N_IN], cf)
     assert result["details"]["rate_r2_pooled"] == pytest.approx(expected["r2_pooled"])
     assert "has %d neurons" % N_IN in result["not_computed"]["co_bps"]
     line = _one_error_line(_score_cmd(out_path, data_path, "--metrics=co_bps"))
@@ -273,7 +273,7 @@ def test_todays_output_gets_the_metrics_its_shape_allows(tmp_path):
 def test_fewer_trials_in_the_output_score_the_first_trials(tmp_path):
     data_path, data = _write_data(tmp_path)
     rates = data["valid_truth"][:10] / data["conversion_factor"]
-    result = score_outputs.score_files(_write_output(tmp_path, rates), data_path)
+    result = lfads_score.score_files(_write_output(tmp_path, rates), data_path)
     assert result["trials"] == 10
     assert result["metrics"]["co_bps"] == pytest.approx(
         metrics.co_bps(rates, data["valid_recon_data"][:10], N_IN, T_IN))
@@ -295,7 +295,7 @@ def test_missing_keys_are_named_in_one_line(tmp_path):
 def _error_of(out_path, data_path, **kwargs):
     """The one-line message score_files raises."""
     with pytest.raises((InputError, utils.DataError)) as info:
-        score_outputs.score_files(out_path, data_path, **kwargs)
+        lfads_score.score_files(out_path, data_path, **kwargs)
     text = str(info.value)
     assert "\n" not in text
     return text
@@ -334,8 +334,8 @@ def test_gaussian_outputs_get_r2_but_no_bits_per_spike(tmp_path):
     means = data["valid_truth"] / data["conversion_factor"]
     params = np.concatenate([means, np.ones_like(means)], axis=-1)
     out_path = _write_output(tmp_path, params)
-    result = score_outputs.score_files(out_path, data_path, dist="gaussian")
+    result = lfads_score.score_files(out_path, data_path, dist="gaussian")
     assert sorted(result["metrics"]) == ["psth_r2", "rate_r2"]
     assert "poisson" in result["not_computed"]["co_bps"]
     with pytest.raises(InputError, match="co_bps cannot be computed"):
-        score_outputs.score_files(out_path, data_path, wanted=("co_bps",))
+        lfads_score.score_files(out_path, data_path, wanted=("co_bps",))

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import background
 import lfads_testdata as td
-from lfads_tf2 import steps
+from lfads_tf2.train import steps
 import utils
 
 

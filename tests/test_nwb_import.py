@@ -14,8 +14,8 @@ import utils
 
 pynwb = pytest.importorskip("pynwb")
 
-from lfads_tf2 import nwb_import  # noqa: E402
-from lfads_tf2 import recording  # noqa: E402
+from lfads_tf2.data import nwb as nwb_import  # noqa: E402
+from lfads_tf2.data import recording  # noqa: E402
 
 BIN_MS = 10
 
@@ -169,7 +169,7 @@ def test_bad_input_is_one_line_naming_file_and_key(make, options, message, tmp_p
 
 def test_command_error_is_one_line_with_status_2(tmp_path):
     write_nwb(tmp_path / "bad.nwb", n_trials=12)
-    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.nwb_import",
+    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.data.nwb",
                            str(tmp_path / "bad.nwb"), str(tmp_path / "out"), "--bin_ms=10",
                            "--align_field=go_cue", "--window_ms=-250,450"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -182,7 +182,7 @@ def test_command_error_is_one_line_with_status_2(tmp_path):
 
 def test_missing_pynwb_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['pynwb'] = None\n"
-            "from lfads_tf2 import nwb_import\n"
+            "from lfads_tf2.data import nwb as nwb_import\n"
             "sys.argv = ['lfads_from_nwb', %r, %r, '--chop_bins=10']\n"
             "nwb_import.console_main()\n" % (str(tmp_path / "x.nwb"), str(tmp_path / "o")))
     (tmp_path / "x.nwb").write_bytes(b"")
@@ -196,7 +196,7 @@ def test_missing_pynwb_names_the_extra(tmp_path):
 def test_converted_file_trains_one_epoch(tmp_path):
     data_dir, save_dir = tmp_path / "data", tmp_path / "save"
     write_nwb(tmp_path / "s.nwb", n_trials=60)
-    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.nwb_import", str(tmp_path / "s.nwb"),
+    proc = subprocess.run([sys.executable, "-m", "lfads_tf2.data.nwb", str(tmp_path / "s.nwb"),
                            str(data_dir / "nwb_s1"), "--bin_ms=20",
                            "--align_field=move_onset_time", "--window_ms=-200,400",
                            "--condition_field=condition", "--heldout_units=101",

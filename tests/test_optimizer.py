@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from lfads_tf2.optimizer import Adam
+from lfads_tf2.train.optimizer import Adam
 
 
 def numpy_adam(w, grads, lr, beta1=0.9, beta2=0.999, eps=0.1):

@@ -1,4 +1,4 @@
-"""Tests of plot_lfads.py, lfads_tf2/scores.py, scripts/plot_lfads_outputs.py and
+"""Tests of plot_lfads.py, lfads_tf2/score/rate_r2.py, scripts/plot_lfads_outputs.py and
 scripts/compare_to_truth.py (the scripts run as users run them, in a process of their own)."""
 import concurrent.futures
 import os
@@ -11,8 +11,8 @@ import pytest
 
 from conftest import ROOT as REPO
 
-from lfads_tf2 import plots
-from lfads_tf2 import scores
+from lfads_tf2.evaluate import figures
+from lfads_tf2.score import rate_r2
 
 CF_CHAOTIC = 1.0 / (30.0 * 0.01)   # 3.33: truth ~ rates * cf
 CF_ITB = 30.0 * 0.01               # 0.3:  truth ~ rates / cf
@@ -20,7 +20,7 @@ CF_ITB = 30.0 * 0.01               # 0.3:  truth ~ rates / cf
 
 def _truth_etd(rng, e=6, t=40, d=12):
     """Smooth rates in [0, 1], like the synthetic generators' normalised truth."""
-    x = plots.smooth_time(rng.standard_normal((e, t, d)), 3.0, axis=1)
+    x = figures.smooth_time(rng.standard_normal((e, t, d)), 3.0, axis=1)
     lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
     return (x - lo) / (hi - lo)
 
@@ -44,7 +44,7 @@ def _example(rng, t=40, d=12, f=4, gaussian=False, truth=True, inputs=True, labe
 
 
 def _check_rgb(fig):
-    rgb = plots.figure_to_rgb_array(fig)
+    rgb = figures.figure_to_rgb_array(fig)
     assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
     assert rgb.shape[0] > 200 and rgb.shape[1] > 200
     # Real content: many distinct colours, not a blank canvas.
@@ -58,7 +58,7 @@ def _check_rgb(fig):
 def test_plot_examples_poisson_two_columns():
     rng = np.random.default_rng(0)
     exs = [_example(rng, label="train trial 1"), _example(rng, label="valid trial 2")]
-    fig = plots.plot_examples(exs, conversion_factor=CF_CHAOTIC, title="t")
+    fig = figures.plot_examples(exs, conversion_factor=CF_CHAOTIC, title="t")
     titles = [ax.get_title() for ax in fig.axes]
     assert any(t.startswith("train trial 1") for t in titles)
     assert any(t.startswith("valid trial 2") for t in titles)
@@ -70,13 +70,13 @@ def test_plot_examples_poisson_two_columns():
 
 def test_plot_examples_gaussian_and_minimal():
     rng = np.random.default_rng(1)
-    fig = plots.plot_examples([_example(rng, gaussian=True)], output_dist="gaussian",
+    fig = figures.plot_examples([_example(rng, gaussian=True)], output_dist="gaussian",
                                    conversion_factor=1 / 30.0)
     legend_text = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "inferred ±1 s.d." in legend_text
     _check_rgb(fig)
     # No truth and no inputs: the inputs row is omitted, spikes are smoothed instead.
-    fig = plots.plot_examples([_example(rng, truth=False, inputs=False)] * 2)
+    fig = figures.plot_examples([_example(rng, truth=False, inputs=False)] * 2)
     main_axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
     assert len(main_axes) == 3 * 2
     legend_text = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -89,15 +89,15 @@ def test_plot_examples_survives_nan_rates():
     ex = _example(np.random.default_rng(7), inputs=False)
     ex["rates_txd"] = np.full_like(ex["rates_txd"], np.nan)
     ex["factors_txf"] = np.full_like(ex["factors_txf"], np.inf)
-    rgb = plots.figure_to_rgb_array(plots.plot_examples([ex]))
+    rgb = figures.figure_to_rgb_array(figures.plot_examples([ex]))
     assert rgb.dtype == np.uint8
 
 
 def test_save_figure_atomic(tmp_path):
     rng = np.random.default_rng(2)
-    fig = plots.plot_examples([_example(rng)])
+    fig = figures.plot_examples([_example(rng)])
     path = str(tmp_path / "sub" / "fig.png")
-    assert plots.save_figure(fig, path) == path
+    assert figures.save_figure(fig, path) == path
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path / "sub") == ["fig.png"]   # no temp file left behind
@@ -111,15 +111,15 @@ def test_smooth_time_matches_reference():
     for s in range(15):
         w = np.exp(-0.5 * ((np.arange(15) - s) / sd) ** 2)
         ref[:, s, :] = np.tensordot(w / w.sum(), x, axes=([0], [1]))
-    np.testing.assert_allclose(plots.smooth_time(x, sd, axis=1), ref, atol=1e-12)
-    np.testing.assert_allclose(plots.smooth_time(np.ones((15, 2)), sd), 1.0)
-    np.testing.assert_array_equal(plots.smooth_time(x, 0, axis=1), x)
+    np.testing.assert_allclose(figures.smooth_time(x, sd, axis=1), ref, atol=1e-12)
+    np.testing.assert_allclose(figures.smooth_time(np.ones((15, 2)), sd), 1.0)
+    np.testing.assert_array_equal(figures.smooth_time(x, 0, axis=1), x)
 
 
 # ---------------------------------------------------------------- conversion conventions
 
 def test_truth_scale_conventions():
-    ts = plots.truth_scale
+    ts = figures.truth_scale
     assert ts(None) == (1.0, "none")
     # chaotic / labeled: cf = 1/(mfr*dt), no max_firing_rate key.
     assert ts(CF_CHAOTIC, None, 0.01) == (pytest.approx(CF_CHAOTIC), "multiply")
@@ -153,22 +153,22 @@ def test_r2_perfect_scaled_and_noisy():
     rng = np.random.default_rng(4)
     truth = _truth_etd(rng)
     # Perfect predictions in each convention give exactly 1.
-    r = scores.r2_against_truth(truth / CF_CHAOTIC, truth, CF_CHAOTIC, None, 0.01)
+    r = rate_r2.r2_against_truth(truth / CF_CHAOTIC, truth, CF_CHAOTIC, None, 0.01)
     assert r["convention"] == "multiply"
     assert r["r2_pooled"] == pytest.approx(1.0) and r["r2_mean_per_neuron"] == pytest.approx(1.0)
-    r = scores.r2_against_truth(truth * CF_ITB, truth, CF_ITB, 30.0, 0.01)
+    r = rate_r2.r2_against_truth(truth * CF_ITB, truth, CF_ITB, 30.0, 0.01)
     assert r["convention"] == "divide"
     assert r["r2_pooled"] == pytest.approx(1.0) and r["r2_mean_per_neuron"] == pytest.approx(1.0)
     # Applying the wrong convention to ITB-scaled rates is visibly wrong.
-    assert scores.r2_against_truth(truth * CF_ITB, truth, CF_ITB)["r2_pooled"] < 0.5
+    assert rate_r2.r2_against_truth(truth * CF_ITB, truth, CF_ITB)["r2_pooled"] < 0.5
     # A per-neuron offset is removed before scoring.
     shifted = truth / CF_CHAOTIC + np.arange(truth.shape[2])
-    assert scores.r2_against_truth(shifted, truth, CF_CHAOTIC)["r2_pooled"] == pytest.approx(1.0)
+    assert rate_r2.r2_against_truth(shifted, truth, CF_CHAOTIC)["r2_pooled"] == pytest.approx(1.0)
     # Noise lowers R², and both numbers match the NumPy reference.
     prev = 1.0
     for sd in (0.05, 0.2):
         pred = truth + sd * rng.standard_normal(truth.shape)
-        r = scores.r2_against_truth(pred / CF_CHAOTIC, truth, CF_CHAOTIC)
+        r = rate_r2.r2_against_truth(pred / CF_CHAOTIC, truth, CF_CHAOTIC)
         ref_pooled, ref_mean = _r2_reference(pred, truth)
         assert r["r2_pooled"] == pytest.approx(ref_pooled, abs=1e-10)
         assert r["r2_mean_per_neuron"] == pytest.approx(ref_mean, abs=1e-10)
@@ -180,12 +180,12 @@ def test_r2_constant_neuron_and_smoothing_baseline():
     rng = np.random.default_rng(5)
     truth = _truth_etd(rng, e=20, t=60, d=8)
     truth[:, :, 0] = 0.5                     # a constant neuron has no defined R²
-    r = scores.r2_scores(truth, truth)
+    r = rate_r2.r2_scores(truth, truth)
     assert np.isnan(r["r2_per_neuron"][0]) and r["r2_mean_per_neuron"] == pytest.approx(1.0)
     spikes = rng.poisson(truth / CF_CHAOTIC * 10)   # a high rate, so smoothing does well
-    base = scores.smoothed_spikes_r2(spikes, truth, 2.0, scale=CF_CHAOTIC / 10)
+    base = rate_r2.smoothed_spikes_r2(spikes, truth, 2.0, scale=CF_CHAOTIC / 10)
     assert 0.2 < base["r2_pooled"] < 1.0
-    assert scores.r2_against_truth(truth, truth, scale=1.0)["r2_pooled"] > base["r2_pooled"]
+    assert rate_r2.r2_against_truth(truth, truth, scale=1.0)["r2_pooled"] > base["r2_pooled"]
 
 
 # ---------------------------------------------------------------- CLIs
@@ -314,7 +314,7 @@ def test_compare_script_chaotic(tmp_path):
     values = dict(line.split()[:2] for line in proc.stdout.splitlines())
     assert values["convention"] == "multiply"
     with h5py.File(out_path, "r") as ho, h5py.File(data_path, "r") as hd:
-        ref = scores.r2_scores(ho["output_dist_params"][()] * CF_CHAOTIC, hd["valid_truth"][()])
+        ref = rate_r2.r2_scores(ho["output_dist_params"][()] * CF_CHAOTIC, hd["valid_truth"][()])
     assert float(values["r2_pooled"]) == pytest.approx(ref["r2_pooled"], abs=1e-4)
     assert float(values["r2_mean_per_neuron"]) == pytest.approx(ref["r2_mean_per_neuron"],
                                                                 abs=1e-4)
@@ -340,11 +340,11 @@ def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path):
     pred = truth.copy()
     error = rng.normal(size=(6, 4))
     pred[:, 0, :] += error - error.mean(axis=0)  # leaves each neuron's mean as it is
-    r2_t, share_t = scores.r2_per_bin(pred, truth)
+    r2_t, share_t = rate_r2.r2_per_bin(pred, truth)
     assert share_t == pytest.approx([1, 0, 0, 0, 0])
     assert r2_t[1:] == pytest.approx(np.ones(4))
     pred = truth + rng.normal(scale=0.5, size=truth.shape)
-    r2_t, share_t = scores.r2_per_bin(pred, truth)
+    r2_t, share_t = rate_r2.r2_per_bin(pred, truth)
     truth_c = truth - truth.mean(axis=(0, 1), keepdims=True)
     pred_c = pred - pred.mean(axis=(0, 1), keepdims=True)
     for t in range(5):  # a plain loop as the reference
@@ -353,14 +353,14 @@ def test_r2_per_bin_locates_the_error_and_adds_up_to_the_pooled_r2(tmp_path):
         assert share_t[t] == pytest.approx(ss_res / np.sum((pred_c - truth_c) ** 2))
     ss_tot_t = np.sum(truth_c ** 2, axis=(0, 2))
     assert 1 - np.sum(ss_tot_t * (1 - r2_t)) / ss_tot_t.sum() == pytest.approx(
-        scores.r2_scores(pred, truth)["r2_pooled"])
+        rate_r2.r2_scores(pred, truth)["r2_pooled"])
     out_path, data_path = _fake_files(tmp_path)
     proc = _run_script("compare_to_truth.py", "--output_file=" + out_path,
                        "--data_file=" + data_path, "--split=valid", "--per_bin")
     assert proc.returncode == 0, proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines() if line.startswith("r2_bin ")]
     with h5py.File(out_path, "r") as ho, h5py.File(data_path, "r") as hd:
-        ref_r2, ref_share = scores.r2_per_bin(ho["output_dist_params"][()] * CF_CHAOTIC,
+        ref_r2, ref_share = rate_r2.r2_per_bin(ho["output_dist_params"][()] * CF_CHAOTIC,
                                               hd["valid_truth"][()])
     assert [int(f[1]) for f in lines] == list(range(len(ref_r2)))
     assert [float(f[2]) for f in lines] == pytest.approx(ref_r2, abs=1e-4)

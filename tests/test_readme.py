@@ -1,4 +1,4 @@
-"""The README stays in step with the code."""
+"""The README and the flag table in docs/flags.md stay in step with the code."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from conftest import ROOT
 
 
 def test_flag_table_is_current():
-    """scripts/make_flag_table.py --check (run as users run it) finds README.md current."""
+    """scripts/make_flag_table.py --check (run as users run it) finds docs/flags.md current."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_flag_table.py"),
@@ -19,7 +19,7 @@ def test_flag_table_is_current():
 
 def test_flag_table_lists_every_flag_with_default():
     import run_lfads
-    table = open(os.path.join(ROOT, "README.md")).read()
+    table = open(os.path.join(ROOT, "docs", "flags.md")).read()
     for name in run_lfads.defined_flag_names():
         assert "| `--%s` |" % name in table
     assert "| `--co_dim` | int | `1` |" in table

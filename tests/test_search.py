@@ -16,7 +16,8 @@ from conftest import ROOT
 import lfads_testdata as td
 import run_lfads
 import utils
-from lfads_tf2 import search, search_space, search_trial, tunables
+from lfads_tf2.search import lfads_tune, space as search_space, trial as search_trial
+from lfads_tf2.model import tunables
 
 SETTINGS = {"search_space": "", "search": "random", "num_samples": 2,
             "perturbation_interval": 1, "report_every_n_epochs": 1, "cpus_per_trial": 1.0,
@@ -45,7 +46,7 @@ def _space(tmp_path, text, name="space.yaml"):
 
 def _prepare(data_dir, tmp_path, text, extra=(), **settings):
     path = _space(tmp_path, text, settings.pop("name", "space.yaml"))
-    return search.prepare(_base(data_dir, str(tmp_path / "out"), extra),
+    return lfads_tune.prepare(_base(data_dir, str(tmp_path / "out"), extra),
                           dict(SETTINGS, search_space=path, **settings))
 
 
@@ -125,7 +126,7 @@ def test_bad_spaces_are_one_line_errors_before_ray(data_dir, tmp_path, text, set
     ({"num_cpus": 2, "ray_address": "127.0.0.1:6379"}, [], "--num_cpus: only for a Ray"),
 ])
 def test_bad_settings_are_one_line_errors(data_dir, tmp_path, settings, extra, message):
-    with pytest.raises((search.SearchError, run_lfads.UsageError)) as e:
+    with pytest.raises((lfads_tune.SearchError, run_lfads.UsageError)) as e:
         _prepare(data_dir, tmp_path, "keep_prob: {uniform: [0.7, 1.0]}\n", extra=extra,
                  **settings)
     assert message in str(e.value)
@@ -135,7 +136,7 @@ def test_the_command_stops_with_one_line_before_ray_starts(data_dir, tmp_path):
     space = _space(tmp_path, "gen_dim: {choice: [16, 24]}\n")
     code = textwrap.dedent("""\
         import sys
-        from lfads_tf2 import search as m
+        from lfads_tf2.search import lfads_tune as m
         try:
             m.console_main()
         finally:
@@ -164,7 +165,7 @@ def test_the_command_stops_with_one_line_before_ray_starts(data_dir, tmp_path):
 
 def test_clamp_keeps_perturbed_values_in_the_space():
     keep = search_space.Param("keep_prob", "uniform", [0.7, 1.0])
-    clamp = search.ClampToSpace([keep, search_space.Param("gen_dim", "randint", [8, 16])])
+    clamp = lfads_tune.ClampToSpace([keep, search_space.Param("gen_dim", "randint", [8, 16])])
     assert clamp({"keep_prob": 1.14, "gen_dim": 19.2}) == {"keep_prob": 1.0, "gen_dim": 16}
     assert clamp({"keep_prob": 0.5}) == {"keep_prob": 0.7}
 
@@ -231,7 +232,7 @@ def test_source_trial_reports_and_exports_the_original_layout(source_trial):
 
 
 def test_exploit_restores_the_source_and_sets_the_perturbed_values(source_trial, tmp_path):
-    from lfads_tf2 import checkpoints, training
+    from lfads_tf2.train import checkpoints, loop
     datasets, base = source_trial["datasets"], source_trial["base"]
     graph = source_trial["cache"].get(_trial(base, datasets, PERTURBED, "x", 2))
     assert graph is not None and graph.bundle is source_trial["bundle"]
@@ -249,7 +250,7 @@ def test_exploit_restores_the_source_and_sets_the_perturbed_values(source_trial,
     assert hps.do_reset_learning_rate  # learning_rate_init was perturbed
     assert not os.path.exists(os.path.join(save_b, "lfads_vae.ckpt-99.index"))
 
-    bundle = training.train(hps, datasets, graph=graph)  # restores, 0 epochs to go
+    bundle = loop.train(hps, datasets, graph=graph)  # restores, 0 epochs to go
     assert bundle is graph.bundle
     expected = td.checkpoint_values(os.path.join(source, "lfads_vae.ckpt-8"))
     keys = checkpoints.checkpoint_keys(bundle.checkpoint)
@@ -318,10 +319,10 @@ def test_an_address_where_no_ray_listens_is_a_one_line_error(tmp_path, monkeypat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    with pytest.raises(search.SearchError) as e:
-        search.start_ray(dict(SETTINGS, ray_address="127.0.0.1:%d" % port))
+    with pytest.raises(lfads_tune.SearchError) as e:
+        lfads_tune.start_ray(dict(SETTINGS, ray_address="127.0.0.1:%d" % port))
     assert str(e.value).startswith("--ray_address=127.0.0.1:%d: cannot connect (" % port)
-    with pytest.raises(search.SearchError) as e:
-        search.start_ray(dict(SETTINGS, ray_address="myhead"))
+    with pytest.raises(lfads_tune.SearchError) as e:
+        lfads_tune.start_ray(dict(SETTINGS, ray_address="myhead"))
     assert "expected HOST:PORT" in str(e.value)
     assert "RAY_AUTH_MODE" not in os.environ

@@ -378,7 +378,9 @@ EXPECTED_FILES = (["chaotic_rnn_no_inputs_dataset_N50_S50",
                    "chaotic_rnn_inputs_g2p5_dataset_N50_S50"]
                   + ["chaotic_rnn_multisession_dataset_N100_S20_n%d" % i for i in range(1, 6)]
                   + ["itb_rnn_dataset_N50", "chaotic_rnns_labeled_dataset_N50"]
-                  + ["chaotic_rnn_nlb_%dtrain_dataset_N70_heldin50" % n for n in (2000, 200)])
+                  + ["chaotic_rnn_nlb_%dtrain_dataset_N70_heldin50" % n for n in (2000, 200)]
+                  + ["calcium_chaotic_rnn_dataset_N50",
+                     "calcium_missing20_chaotic_rnn_dataset_N50"])
 
 
 def test_script_stems_are_not_prefixes_of_other_sets():
@@ -391,7 +393,8 @@ def test_script_stems_are_not_prefixes_of_other_sets():
                                     "chaotic_rnn_inputs_g1p5", "chaotic_rnn_inputs_g2p5",
                                     "chaotic_rnn_multisession", "itb_rnn",
                                     "chaotic_rnns_labeled", "chaotic_rnn_nlb_2000train",
-                                    "chaotic_rnn_nlb_200train"])
+                                    "chaotic_rnn_nlb_200train", "calcium_chaotic_rnn",
+                                    "calcium_missing20_chaotic_rnn"])
     for stem in stems:
         for fname in EXPECTED_FILES:
             if not fname.startswith(stem + "_dataset_"):
@@ -407,7 +410,7 @@ def _env(**extra):
 
 @pytest.mark.slow  # writes 3.5 GB: too much for every CI run; run with -m slow
 def test_script_end_to_end(tmp_path):
-    """Runs all nine generator calls (writes about 3.5 GB, removed afterwards)."""
+    """Runs all eleven generator calls (writes about 3.7 GB, removed afterwards)."""
     out_dir = tmp_path / "synth"
     start = time.time()
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from lfads_tf2 import score_outputs
+from lfads_tf2.score import lfads_score
 from synth_data import generate_nlb_style_data as nlb_mod
 import utils
 
@@ -75,7 +75,7 @@ def test_true_rates_score_as_a_perfect_model(full, tmp_path):
     out_path = str(tmp_path / "truth_valid_posterior_push_mean")
     utils.write_data(out_path, {"output_dist_params": full["valid_truth"]
                                 / full["conversion_factor"]})
-    result = score_outputs.score_files(out_path, data_path)
+    result = lfads_score.score_files(out_path, data_path)
     got = result["metrics"]
     assert sorted(got) == ["co_bps", "fp_bps", "psth_r2", "rate_r2"]
     assert got["co_bps"] > 0.1 and got["fp_bps"] > 0.1

@@ -30,8 +30,8 @@ import background
 import lfads_testdata as td
 from conftest import ROOT
 
-from lfads_tf2 import evaluation
-from lfads_tf2 import checkpoints, steps, training
+from lfads_tf2.evaluate import kinds
+from lfads_tf2.train import checkpoints, steps, loop
 import utils
 
 FITLOG_TOKENS = ["epoch", None, "step", None, "total", None, None, "recon", None, None,
@@ -710,7 +710,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
     data = td.write_dataset(tmp_path / "data", seed=7, n_train=32, n_valid=16)
     train_bxtxd = np.asarray(data["train_data"])
     jitter_calls, fed = [], []
-    real_jitter, real_call_step = training.jitter_spikes, steps.call_step
+    real_jitter, real_call_step = loop.jitter_spikes, steps.call_step
 
     def spy_jitter(counts_bxtxd, width, rs, **kwargs):
         jitter_calls.append(width)
@@ -720,7 +720,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
         fed.append(np.array(batch["data"]))
         return real_call_step(step, hps, name, batch)
 
-    monkeypatch.setattr(training, "jitter_spikes", spy_jitter)
+    monkeypatch.setattr(loop, "jitter_spikes", spy_jitter)
     monkeypatch.setattr(steps, "call_step", spy_call_step)
     bundle = td.run(fast_flags(tmp_path / "data", tmp_path / "save")
                     + ["--seed=1", "--max_epochs=2", "--temporal_spike_jitter_width=2"])
@@ -794,7 +794,7 @@ def test_gaussian_training_runs(tmp_path):
     bundle = td.run(flags + ["--seed=1", "--max_epochs=2"])
     assert int(bundle.state.global_step.numpy()) == 4
     assert len(finite_fitlog(str(tmp_path / "save"))) == 2
-    params = evaluation.model_params(bundle)
+    params = kinds.model_params(bundle)
     assert params["LFADS_glm_fac_2_means_set0_W:0"].shape == (5, 15)
     assert params["LFADS_glm_fac_2_logvars_set0_W:0"].shape == (5, 15)
     td.run(flags + ["--kind=posterior_push_mean"])

@@ -13,7 +13,8 @@ import pytest
 from conftest import ROOT
 import lfads_testdata as td
 import run_lfads
-from lfads_tf2 import search, search_history, tunables
+from lfads_tf2.search import lfads_tune, history as search_history
+from lfads_tf2.model import tunables
 
 pytest.importorskip("ray.tune")
 
@@ -62,16 +63,16 @@ def _search(data_dir, out, space_text, extra=(), **settings):
     hps = run_lfads.hps_from_argv(TRIAL_FLAGS + [
         "--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
         "--lfads_save_dir=" + out] + list(extra))
-    plan = search.prepare(hps, dict(
+    plan = lfads_tune.prepare(hps, dict(
         {"search_space": space, "search": "random", "num_samples": 2,
          "perturbation_interval": 1, "report_every_n_epochs": 1, "cpus_per_trial": 1.0,
          "num_cpus": 0, "ray_address": "", "storage_path": ""}, **settings))
-    results, best = search.run_search(plan)
+    results, best = lfads_tune.run_search(plan)
     return plan, results, best
 
 
 def _csv(out):
-    with open(os.path.join(out, search.OUTPUT_CSV)) as f:
+    with open(os.path.join(out, lfads_tune.OUTPUT_CSV)) as f:
         return list(csv.DictReader(f))
 
 
@@ -92,16 +93,16 @@ def test_random_search_of_two_trials(ray_session, data_dir, tmp_path):
         assert float(mine[-1]["now_keep_prob"]) == pytest.approx(
             float(mine[-1]["config/keep_prob"]))
         assert mine[0]["config/gen_dim"] in ("16", "24")
-    assert os.path.getsize(os.path.join(out, search.OUTPUT_PNG)) > 10000
+    assert os.path.getsize(os.path.join(out, lfads_tune.OUTPUT_PNG)) > 10000
     # the best trial's save folder in the original layout, with its flags
-    best_dir = os.path.join(out, search.BEST_MODEL)
+    best_dir = os.path.join(out, lfads_tune.BEST_MODEL)
     names = os.listdir(best_dir)
     assert "checkpoint" in names and "lfads_vae.ckpt-8.index" in names
-    flags = open(os.path.join(best_dir, search.FLAGFILE)).read().splitlines()
+    flags = open(os.path.join(best_dir, lfads_tune.FLAGFILE)).read().splitlines()
     assert "--gen_dim=%d" % best.config["gen_dim"] in flags
     assert "--lfads_save_dir=" + best_dir in flags
     # ... on which an evaluation kind runs unchanged
-    td.run(["--flagfile=" + os.path.join(best_dir, search.FLAGFILE),
+    td.run(["--flagfile=" + os.path.join(best_dir, lfads_tune.FLAGFILE),
             "--kind=posterior_push_mean"], default_seed=None)
     assert [n for n in os.listdir(best_dir) if "posterior_push_mean" in n]
 
@@ -147,9 +148,9 @@ def test_pbt_of_four_trials_exploits(ray_session, data_dir, tmp_path):
     events = search_history.exploits(search_history.read(
         os.path.join(out, search_history.HISTORY)))
     assert len(events) == len(exploits)
-    assert os.path.getsize(os.path.join(out, search.OUTPUT_PNG)) > 10000
+    assert os.path.getsize(os.path.join(out, lfads_tune.OUTPUT_PNG)) > 10000
     assert set(tunables.PERTURBABLE) >= {p.name for p in plan.params}
-    assert os.path.exists(os.path.join(out, search.BEST_MODEL, "checkpoint"))
+    assert os.path.exists(os.path.join(out, lfads_tune.BEST_MODEL, "checkpoint"))
 
 
 def test_history_records_the_config_the_report_was_made_with(tmp_path):
@@ -172,10 +173,10 @@ def test_pbt_keeps_the_exploited_checkpoint_for_a_whole_interval(interval, every
     """A PBT donor may train a whole interval past the checkpoint others exploit (more
     trials than CPUs): Ray Tune keeps only the newest checkpoints_to_keep, so that
     checkpoint must still be among them when the donor pauses at the next one."""
-    keep = search.checkpoints_to_keep({"search": "pbt", "perturbation_interval": interval,
+    keep = lfads_tune.checkpoints_to_keep({"search": "pbt", "perturbation_interval": interval,
                                        "report_every_n_epochs": every})
     reports = list(range(every, 2 * interval + 1, every))  # epochs with a checkpoint
     kept = reports[-keep:]  # Ray deletes all but the newest `keep`
     assert interval in kept, (interval, every, keep)
-    assert search.checkpoints_to_keep({"search": "random", "perturbation_interval": 100,
+    assert lfads_tune.checkpoints_to_keep({"search": "random", "perturbation_interval": 100,
                                        "report_every_n_epochs": 1}) == 3

@@ -75,7 +75,7 @@ def test_search_on_a_cluster_started_with_ray_start(tmp_path):
         assert children  # the GCS, the raylet, ...
         out = str(tmp_path / "search")
         proc = subprocess.run(
-            [sys.executable, "-m", "lfads_tf2.search", "--ray_address=127.0.0.1:%d" % port,
+            [sys.executable, "-m", "lfads_tf2.search.lfads_tune", "--ray_address=127.0.0.1:%d" % port,
              "--search_space=%s" % space, "--num_samples=2", "--max_epochs=2",
              "--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
              "--lfads_save_dir=" + out] + td.TINY_NO_CONTROLLER + ["--seed=2"],

@@ -62,7 +62,7 @@ def test_a_killed_search_resumes_and_keeps_finished_trials(tmp_path):
                                                    if p]))
     for key in ("RAY_AUTH_MODE", "RAY_ADDRESS"):
         env.pop(key, None)
-    command = [sys.executable, "-m", "lfads_tf2.search", "--search_space=%s" % space,
+    command = [sys.executable, "-m", "lfads_tf2.search.lfads_tune", "--search_space=%s" % space,
                "--num_samples=4", "--max_epochs=3", "--data_dir=" + data_dir,
                "--data_filename_stem=" + td.STEM, "--lfads_save_dir=" + out,
                ] + td.TINY_NO_CONTROLLER + ["--seed=4"]

@@ -53,9 +53,9 @@ def write_data():
 def posterior_means(save_dir):
     """{"<dataset>/factors" or "/output_dist_params": valid-split arrays} of the
     checkpoint in save_dir, at the posterior means (g0 and u_t)."""
-    from lfads_tf2 import evaluation
+    from lfads_tf2.evaluate import kinds
     import run_lfads
-    from lfads_tf2 import checkpoints, steps
+    from lfads_tf2.train import checkpoints, steps
     hps = run_lfads.hps_from_argv(FLAGS + ["--lfads_save_dir=" + save_dir,
                                            "--kind=posterior_push_mean"])
     datasets, _ = utils.load_datasets(hps.data_dir, hps.data_filename_stem,
@@ -65,7 +65,7 @@ def posterior_means(save_dir):
     bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
     checkpoints.restore(bundle, hps, save_dir, None, required=True)
     out = {}
-    fn = evaluation.make_posterior_fn(bundle, hps, "posterior_mean", 1)
+    fn = kinds.make_posterior_fn(bundle, hps, "posterior_mean", 1)
     for name in hps.dataset_names:
         d = datasets[name]
         res = steps.call_step(fn, hps, name, {"data": d["valid_data"],

@@ -1,0 +1,2 @@
+"""Hyperparameter search: the search space, one trial, the history of a search, and
+the `lfads_tune` command (the only code that imports Ray)."""
