@@ -19,7 +19,7 @@ def poisson_log_likelihood(counts, log_rates):
     """log Poisson(k | exp(log_rates)) = k*logr - exp(logr) - lgamma(k+1), elementwise.
 
     No clipping: the likelihood is computed from the unclipped log-rates, as the
-    original (only the reported rates are clipped, spec Q1).
+    original's lfads.py (it clips only the reported rates, at its _clip_value = 80).
     """
     counts = tf.cast(counts, log_rates.dtype)
     return counts * log_rates - tf.exp(log_rates) - tf.math.lgamma(counts + 1.0)
@@ -86,7 +86,7 @@ class DiagonalGaussian(collections.namedtuple("DiagonalGaussian", "mean logvar")
 
 
 def logvar_with_floor(raw_logvar, var_min):
-    """Posterior log-variance with a floor: log(exp(raw) + var_min) (spec §5.4)."""
+    """Posterior log-variance with a floor: log(exp(raw) + var_min)."""
     if var_min > 0.0:
         return tf.math.log(tf.exp(raw_logvar) + var_min)
     return raw_logvar
@@ -98,7 +98,7 @@ class LearnableDiagonalGaussian(tf.Module):
     The mean is always trainable. The log-variance variable is trainable only if
     var_max > var_min; then the effective variance is
         var = var_min + (var_max - var_min) * sigmoid(exp(logvar_variable)).
-    Quirk kept from the original (spec §5.3, Q10): exp(.) > 0 makes sigmoid(.) > 0.5,
+    Quirk kept from the original's distributions.py: exp(.) > 0 makes sigmoid(.) > 0.5,
     so the variance can never go below the midpoint of [var_min, var_max] and it
     starts at var_min + (var_max - var_min) * sigmoid(var_init), not at var_init.
     Reproduced literally so models trained with the original behave the same.
@@ -137,7 +137,7 @@ class LearnableDiagonalGaussian(tf.Module):
 
 
 class LearnableAR1Prior(tf.Module):
-    """Independent zero-mean AR(1) priors over the U controller outputs (spec §5.5).
+    """Independent zero-mean AR(1) priors over the U controller outputs.
 
     Variables `<name>/logevars` = log(innovation variance) and `<name>/logatau` =
     log(tau in time bins), each [1, U].
@@ -202,12 +202,12 @@ def kl_gaussian_gaussian(q, p):
 
 
 def kl_ar1_sampled(z_bxtxu, noise_bxtxu, q_logvar_bxtxu, prior):
-    """One-sample Monte-Carlo KL(q(u) || AR(1) prior) per example -> [B] (spec §5.6).
+    """One-sample Monte-Carlo KL(q(u) || AR(1) prior) per example -> [B].
 
     Uses the posterior samples z_t that the model already drew (and the noise that
     made them): KL_b = sum_{t,u} log q(z_t) - log p(z_t | z_{t-1}). This is the
     corrected formula of the original's last version (earlier versions double-
-    counted t=0 or conditioned every step on z_0, spec Q2).
+    counted t=0 or conditioned every step on z_0).
     """
     log_q = gaussian_log_likelihood_of_noise(q_logvar_bxtxu, noise_bxtxu)
     log_p = prior.log_prob(z_bxtxu)

@@ -1,4 +1,4 @@
-"""The LFADS network on TensorFlow 2 (spec §4-§7): the model's entry point.
+"""The LFADS network on TensorFlow 2: the model's entry point.
 
     data_bxtxd -> read-in[d] -> IC encoder (bi-GRU) -> g0 -> generator initial state
                             \\-> CI encoder (bi-GRU) -> controller (GenGRU) -> u_t
@@ -6,8 +6,9 @@
 
 The parts live in the package lfads_tf2, one idea each: layers (Linear and the GRU
 cells), readinout (per-dataset maps), encoders (and q(g0 | x)), generator (g0 ->
-initial state, controller/generator loop), observation (Poisson or Gaussian), costs,
-noise (every random draw of a pass). This module wires them into `LFADS.forward`.
+initial state, controller/generator loop), observation (Poisson, Gaussian, ZIG,
+gamma), costs, noise (every random draw of a pass). This module wires them into
+`LFADS.forward`.
 
 Every variable carries the original's TF1 name (e.g. `LFADS/gen/GenGRU/Gates/h_2_ru/W`)
 so that `write_model_params` writes the original's keys and original checkpoints can
@@ -46,7 +47,7 @@ ModelOutput = collections.namedtuple("ModelOutput", [
 class LFADS(tf.Module):
     """The LFADS model: all variables and the forward pass; no I/O, no flags.
 
-    hps: object with the run_lfads hyperparameters as attributes (see spec §2).
+    hps: object with the run_lfads hyperparameters as attributes (see docs/flags.md).
     datasets_info: dict name -> dict with `data_dim` and optionally `recon_dim` (N,
       held-in plus held-out neurons: the read-out's width; default D),
       `alignment_matrix_cxf` [D, F], `alignment_bias_c` [D].
@@ -66,7 +67,7 @@ class LFADS(tf.Module):
         init_rng = np.random.RandomState(init_seed)
         self.dataset_names = sorted(datasets_info)
         Z, U, I = hps.ic_dim, hps.co_dim, hps.ext_input_dim
-        self.observation = observation.for_dist(hps.output_dist)
+        self.observation = observation.for_hps(hps)
         # The parts are built in the order the original drew their initial weights:
         # read-in/out, IC encoder, g0 map, CI encoder, controller, generator.
         self.readinout = ReadInOut(datasets_info, hps.factors_dim, self.observation,
@@ -80,7 +81,8 @@ class LFADS(tf.Module):
         feedback_dim = 0
         if U > 0 and hps.do_feed_factors_to_controller:
             # The original feeds factors back even to a "causal" controller
-            # (spec Q5); kept, since that is what trained models expect.
+            # (though its comment says it should not); kept, since that is what
+            # trained models expect.
             first = datasets_info[self.dataset_names[0]]
             feedback_dim = (hps.factors_dim if hps.feedback_factors_or_rates == "factors"
                             else first.get("recon_dim") or first["data_dim"])
@@ -111,7 +113,7 @@ class LFADS(tf.Module):
         return out
 
     def trainable_variables_to_train(self):
-        """The variables the optimizer updates, chosen as the original (§7.2)."""
+        """The variables the optimizer updates, chosen as the original."""
         hps = self.hps
         if hps.do_train_io_only:
             return self.readinout.io_variables(hps.do_train_readin)
@@ -128,7 +130,8 @@ class LFADS(tf.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, name, data_bxtxd, ext_input_bxtxi, rng, mode, keep_prob=1.0,
-                num_samples=1, batch_size=None, recon_bxtxn=None, cost_mask_bxtxn=None):
+                num_samples=1, batch_size=None, recon_bxtxn=None, cost_mask_bxtxn=None,
+                recon_is_data_extent=False):
         """The LFADS forward pass for one dataset `name`.
 
         data_bxtxd [B, T, D]: what the encoders read. recon_bxtxn [B, T + fp_bins, N]:
@@ -151,9 +154,13 @@ class LFADS(tf.Module):
         recon_bxtxn: what the read-out reconstructs (the likelihood's data); default
           data_bxtxd, which is then only what the encoders read (e.g. with entries
           hidden by coordinated dropout).
-        cost_mask_bxtxn: a masking.CostMask for the per-entry log-likelihood (which
-          entries' gradient passes, which count in the objective), or None: every
-          entry counts. Made by masking.apply; the model does not know how.
+        cost_mask_bxtxn: a regularisers.CostMask for the per-entry log-likelihood
+          (which entries' gradient passes, which count in the objective), or None:
+          every entry counts. Made by the input regularisers; the model does not know
+          how.
+        recon_is_data_extent: recon_bxtxn covers only the data's bins and neurons (test
+          data with missing entries filled in, given to a model that predicts beyond
+          them): it scores the read-out's part of that extent, as a default target.
         Returns a ModelOutput whose batch dimension is B * num_samples.
         """
         prior = mode == "prior_sample"
@@ -190,14 +197,15 @@ class LFADS(tf.Module):
                               self._rates_fn(name))
         target, crop = data_bxtxd, self.predicts_beyond_data
         if recon_bxtxn is not None and not prior:
-            target, crop = tf.cast(recon_bxtxn, tf.float32), False
+            target = tf.cast(recon_bxtxn, tf.float32)
+            crop = crop and recon_is_data_extent
         return self._observe(name, repeat(target), loop, ic_post, ic_prior,
                              gen_ics_bxg, draws, mode, crop,
                              regularisers.repeat(cost_mask_bxtxn, num_samples))
 
     def _encode(self, name, data_bxtxd, ext_bxtxi, draws):
         """Read-in and encoders -> (q(g0 | x) [B, Z] or None, ci [B, T, e] or None)."""
-        if draws.data_mask_bxtxd is not None:  # one mask for both encoders (§4.5)
+        if draws.data_mask_bxtxd is not None:  # one mask for both encoders, as the original
             data_bxtxd = data_bxtxd * draws.data_mask_bxtxd
         enc_in = self.readinout.read_in(name, data_bxtxd)
         if ext_bxtxi is not None and self.ext_to_encoders:
@@ -229,7 +237,7 @@ class LFADS(tf.Module):
         target [B, T', N']: what the likelihood scores. crop: it may be smaller than the
         read-out (the data alone, given to a model with held-out neurons or forward
         bins): then it scores the read-out's first T' bins and N' neurons.
-        cost_mask: masking.CostMask of coordinated dropout / sample validation, or None."""
+        cost_mask: regularisers.CostMask of the input regularisers, or None."""
         params = self.readinout.read_out(name, loop.factors_bxtxf)
         output_params, rates = self.observation.reported(params)
         log_p_xgz_b = kl_ic_b = kl_co_b = log_p_sv_b = None
@@ -237,7 +245,9 @@ class LFADS(tf.Module):
             lik_params = params
             if crop:
                 shape = tf.shape(target_bxtxn)
-                lik_params = tuple(p[:, :shape[1], :shape[2]] for p in params)
+                # read-out parameters [B, T, N]; the model's constants [N] (ZIG's s_min)
+                lik_params = tuple(p[:shape[2]] if p.shape.rank == 1
+                                   else p[:, :shape[1], :shape[2]] for p in params)
             loglik = self.observation.log_likelihood(target_bxtxn, lik_params)
             if cost_mask is not None:
                 loglik, log_p_sv_b = regularisers.objective_loglik(loglik, cost_mask)
@@ -261,7 +271,7 @@ class LFADS(tf.Module):
     def _kl_co(self, loop, draws, mode):
         """KL(q(u) || AR(1) prior) [B]: closed form with --kl_ar_analytic, else the
         original's one-sample estimate. The sampled one uses posterior samples even in
-        posterior_mean mode, as the original (push-mean costs are a diagnostic, Q21)."""
+        posterior_mean mode, as the original (push-mean costs are a diagnostic)."""
         # hps written before the flag existed lack the key: they mean the original's.
         if self.hps.get("kl_ar_analytic", False):
             return dist.kl_ar1_analytic(loop.co_mean_bxtxu, loop.co_logvar_bxtxu,
@@ -282,7 +292,7 @@ class LFADS(tf.Module):
         return cost_terms.corr_cost(co_mean_bxtxu)
 
     def costs(self, out, step, num_samples=1):
-        """The training objective and bounds (§6) from a ModelOutput -> Costs.
+        """The training objective and bounds from a ModelOutput -> Costs.
 
         With num_samples > 1 each group of num_samples rows is one trial; the
         returned per-trial vectors ([B]) average over its samples.

@@ -1,6 +1,6 @@
 """Installs the LFADS modules and commands (`run_lfads`, `lfads_import_original`, `lfads_score`,
 the data converters `lfads_from_nwb`, `lfads_from_arrays`, `lfads_merge` and `lfads_align`,
-and the hyperparameter search `lfads_tune`)."""
+the hyperparameter search `lfads_tune` and the ensembles of `lfads_ensemble`)."""
 from setuptools import setup
 
 setup(
@@ -12,7 +12,8 @@ setup(
     # so the installed distribution claims no other generic top-level names.
     py_modules=["run_lfads", "lfads", "distributions", "utils"],
     packages=["lfads_tf2", "lfads_tf2.data", "lfads_tf2.model", "lfads_tf2.train",
-              "lfads_tf2.evaluate", "lfads_tf2.score", "lfads_tf2.search", "synth_data"],
+              "lfads_tf2.evaluate", "lfads_tf2.score", "lfads_tf2.search", "lfads_tf2.ensemble",
+              "synth_data"],
     package_data={"synth_data": ["trained_itb/*.npz", "*.sh"]},
     install_requires=[
         "tensorflow>=2.16",
@@ -40,5 +41,6 @@ setup(
         "lfads_merge=lfads_tf2.data.merge:console_main",
         "lfads_align=lfads_tf2.data.alignment:console_main",
         "lfads_tune=lfads_tf2.search.lfads_tune:console_main",
+        "lfads_ensemble=lfads_tf2.ensemble.lfads_ensemble:console_main",
     ]},
 )

@@ -23,6 +23,8 @@ import textwrap
 from absl import app
 from absl import flags
 
+from lfads_tf2.errors import CommandError
+
 FLAGS = flags.FLAGS
 
 SHORT_HELP_ARGS = ("-h", "-?", "--help", "-help", "--helpshort", "-helpshort")
@@ -183,10 +185,6 @@ def make_flags_parser(description, groups, module=None):
             print("error: " + flag_error_line(e, prog), file=sys.stderr)
             sys.exit(2)
     return parse
-
-
-class CommandError(Exception):
-    """A problem a command reports as one line on stderr, with status 2."""
 
 
 _COUNT_WORDS = {1: "one", 2: "two", 3: "three"}

@@ -3,7 +3,7 @@
     python scripts/benchmark_sampling.py [--config=README1] [--trials=400]
                                          [--samples=128,1024] [--repeats=1]
 
-Configurations (random weights, random Poisson data; see benchmark_train.py):
+Configurations (lfads_tf2/train/benchmark.py; random weights, random Poisson data):
   README1  the original README's first example (no inputs): 100 bins x 50 neurons,
            co_dim 0, factors_dim 20, the other sizes at their defaults (gen_dim 200,
            ic_enc_dim 128, ic_dim 64)
@@ -18,51 +18,51 @@ once per trial, samples drawn as one batch, results streamed to the h5 files). E
 (which includes TensorFlow itself, about 0.5 GB) is its own: memory must not grow with
 the number of samples or of trials. For reference, the original LFADS (TensorFlow 1)
 peaked at 1.3 GB on the README no-inputs model, 400 trials a split, 128 samples.
+--roots=OLD,NEW times other checkouts, their runs alternating: each run's process
+imports the package from its checkout (first on PYTHONPATH).
 """
 import argparse
 import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+from lfads_tf2.train.benchmark import CONFIGS, child_result
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# the code to time (LFADS_BENCH_ROOT: e.g. an older checkout, to compare)
-CODE = os.environ.get("LFADS_BENCH_ROOT",
-                      os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the checkout this script belongs to: the default code to time
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_child(config, n_trials, samples, rows_per_chunk=None):
     import contextlib
     import io
     import numpy as np
-    sys.path.insert(0, CODE)
-    import utils
-    utils.quiet_tensorflow_import()
-    import benchmark_train
-    from lfads_tf2.train import checkpoints
+    from lfads_tf2.train import runtime
+    from lfads_tf2.train import hparams
+    runtime.quiet_tensorflow_import()
+    from lfads_tf2.train import build
     from lfads_tf2.evaluate import kinds
-    import run_lfads
-    run_lfads.configure_threads(0, 0)  # run_lfads's default for the evaluation kinds
+    runtime.configure_threads(0, 0)  # run_lfads's default for the evaluation kinds
     if rows_per_chunk:
         kinds.ROWS_PER_CHUNK = rows_per_chunk
-    cfg = benchmark_train.CONFIGS[config]
+    cfg = CONFIGS[config]
     T, D = cfg["T"], cfg["D"]
     work = tempfile.mkdtemp(prefix="lfads_bench_sampling_")
     flags = [f for f in cfg["flags"] if not f.startswith("--batch_size")]
-    hps = run_lfads.hps_from_argv(flags + ["--seed=0", "--lfads_save_dir=" + work,
+    hps = hparams.hps_from_argv(flags + ["--seed=0", "--lfads_save_dir=" + work,
                                            "--kind=posterior_sample_and_average",
                                            "--batch_size=%d" % samples])
     rs = np.random.RandomState(0)
     data = rs.poisson(0.3, size=(2 * n_trials, T, D)).astype(np.int32)
     datasets = {"bench": {"train_data": data[:n_trials], "valid_data": data[n_trials:],
                           "data_dim": D, "num_steps": T}}
-    run_lfads.add_derived_hps(hps, datasets)
-    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    hparams.add_derived_hps(hps, datasets)
+    bundle = build.bundle(hps, build.datasets_info(datasets))
     # one warm-up call on two trials, so that tracing is not timed
     warm = {"train_data": data[:2], "data_dim": D, "num_steps": T}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -76,15 +76,14 @@ def run_child(config, n_trials, samples, rows_per_chunk=None):
 
 
 def run_one(root, config, n_trials, samples, rows_per_chunk):
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child=%d" % n_trials,
-                          "--config=" + config, "--samples=%d" % samples,
-                          "--rows_per_chunk=%d" % rows_per_chunk],
-                         capture_output=True, text=True, check=False,
-                         env=dict(os.environ, LFADS_BENCH_ROOT=root))
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if not lines:
+    """run_child in a process of its own that imports the package from the checkout
+    `root` (PYTHONPATH first); returns its result."""
+    result, out = child_result([os.path.abspath(__file__), "--_child=%d" % n_trials,
+                                "--config=" + config, "--samples=%d" % samples,
+                                "--rows_per_chunk=%d" % rows_per_chunk], root=root)
+    if result is None:
         raise SystemExit("failed:\n" + out.stderr[-3000:])
-    return json.loads(lines[-1][len("RESULT "):])
+    return result
 
 
 def main(argv=None):
@@ -94,7 +93,7 @@ def main(argv=None):
     parser.add_argument("--samples", default="128,1024", help="comma-separated")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each setting (medians are shown)")
-    parser.add_argument("--roots", default=CODE,
+    parser.add_argument("--roots", default=ROOT,
                         help="comma-separated checkouts to time, runs alternating "
                         "(default: this one)")
     parser.add_argument("--rows_per_chunk", type=int, default=0,

@@ -31,7 +31,8 @@ A run stops right after its first training step, or with --first_epoch after the
 epoch's validation and figure. Timings on a shared
 machine are noisy: the table gives the median of --repeats runs per case (runs of the
 cases alternate) and the load average. --roots=OLD,NEW times two checkouts, their runs
-alternating, to compare a change with what it changes.
+alternating, to compare a change with what it changes: each run's process imports the
+package from its checkout (first on PYTHONPATH).
 """
 import argparse
 import json
@@ -41,9 +42,8 @@ import subprocess
 import sys
 import time
 
+# the checkout this script belongs to: the default code to time (--roots)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the code to time (--root: e.g. an older checkout, to compare)
-CODE = os.environ.get("LFADS_BENCH_ROOT", ROOT)
 
 README1_FLAGS = ["--data_filename_stem=chaotic_rnn_no_inputs", "--co_dim=0",
                  "--factors_dim=20", "--ext_input_dim=0", "--controller_input_lag=1",
@@ -122,12 +122,12 @@ def run_child(argv, launched, first_epoch):
     """Runs the training command with timers; prints RESULT {phase: seconds}."""
     times = {"python": time.time() - launched}
     t = time.perf_counter()
-    sys.path.insert(0, CODE)
     import run_lfads
-    import utils
-    utils.quiet_tensorflow_import()
+    from lfads_tf2.data import checks
+    from lfads_tf2.train import runtime
+    runtime.quiet_tensorflow_import()
     # evaluation and training: imported here so that their import counts as imports
-    from lfads_tf2.train import checkpoints, steps, loop
+    from lfads_tf2.train import build, steps, loop  # noqa: F401
     from lfads_tf2.evaluate import kinds  # noqa: F401
     times["imports"] = time.perf_counter() - t
     after = {}
@@ -142,8 +142,8 @@ def run_child(argv, launched, first_epoch):
             return out
         setattr(module, attr, wrapped)
 
-    timer(utils, "load_datasets", "data")
-    timer(checkpoints, "build", "build")
+    timer(checks, "load_datasets", "data")
+    timer(build, "bundle", "build")
 
     def on_first(name, trace_s, call_s, fn, args):
         if name == "train":
@@ -189,16 +189,16 @@ def run_child(argv, launched, first_epoch):
 def run_case(case, work, extra, root, first_epoch):
     argv = case_argv(case, work) + extra
     subprocess.run(["rm", "-rf", os.path.join(work, case, "model")], check=True)
+    # imported here, in the parent only: the child's imports are what it times
+    from lfads_tf2.train.benchmark import child_result
     launched = time.time()
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child",
-                          "--_launched=%r" % launched]
-                         + (["--first_epoch"] if first_epoch else []) + ["--"] + argv,
-                         capture_output=True, text=True, check=False, cwd=root,
-                         env=dict(os.environ, LFADS_BENCH_ROOT=root))
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if not lines:
+    result, out = child_result([os.path.abspath(__file__), "--_child",
+                                "--_launched=%r" % launched]
+                               + (["--first_epoch"] if first_epoch else []) + ["--"] + argv,
+                               root=root, cwd=root)
+    if result is None:
         raise SystemExit("%s failed:\n%s" % (case, (out.stdout + out.stderr)[-3000:]))
-    return json.loads(lines[-1][len("RESULT "):])
+    return result
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
     python scripts/benchmark_train.py [--steps=40] [--warmup=10] [--repeats=3]
         [--configs=C0,C1,README1] [--parts=N] [--no_floor]
 
-Configurations (batch 128, random Poisson data of the right shape):
+Configurations (lfads_tf2/train/benchmark.py: batch 128, random Poisson data):
   C1       50 bins x 30 neurons, ic_enc_dim 64, ci_enc_dim 64, con_dim 64, co_dim 1,
            ic_dim 32, gen_dim 100, factors_dim 20
   C0       as C1 but co_dim 0 (no CI encoder, no controller)
@@ -28,29 +28,20 @@ A bare "floor" of the same sizes is timed too unless --no_floor: a minimal
 bidirectional-GRU encoder (Keras GRU layers) plus a controller/generator loop of Keras
 GRU cells and a Poisson loss, forward and backward with plain Adam; a second reference,
 what the recurrences cost in TensorFlow 2 before any of LFADS's structure.
+
+The code timed is the installed package's; to time another checkout, run the script
+with PYTHONPATH=<that checkout> (its configuration processes inherit it).
 """
 import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# the checkout this script belongs to, before any installed copy of the package
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lfads_tf2.train.benchmark import CONFIGS, child_result, lfads_step
 
-CONFIGS = {
-    "C1": dict(T=50, D=30, flags=["--ic_enc_dim=64", "--ci_enc_dim=64", "--con_dim=64",
-                                  "--co_dim=1", "--ic_dim=32", "--gen_dim=100",
-                                  "--factors_dim=20", "--batch_size=128"]),
-    "C0": dict(T=50, D=30, flags=["--ic_enc_dim=64", "--ci_enc_dim=64", "--con_dim=64",
-                                  "--co_dim=0", "--ic_dim=32", "--gen_dim=100",
-                                  "--factors_dim=20", "--batch_size=128"]),
-    "README1": dict(T=100, D=50, flags=["--co_dim=0", "--factors_dim=20",
-                                        "--batch_size=128"]),
-}
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _median_step_seconds(step_fn, args, steps, warmup):
@@ -249,27 +240,6 @@ def recurrence_alone(hps, T, parts, limit, steps=20, warmup=5):
     return dict(s=seconds, limit_s=limit_s)
 
 
-def lfads_step(cfg, parts=0):
-    """Returns (compiled train step, args, hps) of the full model for a config; parts:
-    the batch split into that many parts (0: as training does, steps.batch_parts)."""
-    import numpy as np
-    import run_lfads
-    # the thread settings run_lfads.py uses by default (--intra_op_threads=1)
-    run_lfads.configure_threads(1, 0)
-    from lfads_tf2.train import checkpoints, steps
-    if parts:
-        steps.batch_parts = lambda: parts
-    hps = run_lfads.hps_from_argv(cfg["flags"] + ["--seed=0"])
-    datasets = {"bench": {"data_dim": cfg["D"], "num_steps": cfg["T"]}}
-    run_lfads.add_derived_hps(hps, datasets)
-    bundle = checkpoints.build(hps, {"bench": {"data_dim": cfg["D"]}})
-    step = steps.make_train_step(bundle, hps)
-    rs = np.random.RandomState(0)
-    data = rs.poisson(0.3, size=(hps.batch_size, cfg["T"], cfg["D"])).astype(np.float32)
-    # as the training loop calls it (steps.call_step): a dataset index and numpy arrays
-    return step, (0, {"data": data}), hps
-
-
 def floor_step(hps, cfg):
     """A bare encoder + controller/generator + Poisson loss of the same sizes."""
     import numpy as np
@@ -359,16 +329,13 @@ def run_one(name, steps, warmup, what, parts):
 
 def _child(name, what, args):
     """run_one in a fresh process -> its result dict (None on failure, reported)."""
-    out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--_child=" + name, "--_what=" + what,
+    result, out = child_result(
+        [os.path.abspath(__file__), "--_child=" + name, "--_what=" + what,
          "--steps=%d" % args.steps, "--warmup=%d" % args.warmup,
-         "--parts=%d" % args.parts],
-        capture_output=True, text=True, check=False)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-    if not lines:
+         "--parts=%d" % args.parts])
+    if result is None:
         print("%s %s failed:\n%s" % (name, what, out.stderr[-2000:]))
-        return None
-    return json.loads(lines[-1][len("RESULT "):])
+    return result
 
 
 def _median(values):

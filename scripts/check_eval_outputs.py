@@ -17,6 +17,8 @@ import sys
 
 import h5py
 
+from lfads_tf2.model import observation
+
 PRIOR_TRIALS = 50  # the README's prior_sample command uses --batch_size=50
 
 
@@ -29,7 +31,7 @@ def check(save, data_dir, stem, kinds):
         hps = json.load(f)
     names, dims = hps["dataset_names"], hps["dataset_dims"]
     T, F, G = hps["num_steps"], hps["factors_dim"], hps["gen_dim"]
-    width = 2 if hps["output_dist"] == "gaussian" else 1
+    width = observation.for_dist(hps["output_dist"]).num_params
     for kind in kinds:
         if kind in ("posterior_sample_and_average", "posterior_push_mean"):
             expected = {"model_runs_%s_%s_%s" % (n, s, kind): (n, s)
@@ -43,6 +45,7 @@ def check(save, data_dir, stem, kinds):
                     E = d[split + "_data"].shape[0]
                 shapes = {"factors": (E, T, F), "gen_states": (E, T, G), "gen_ics": (E, G),
                           "output_dist_params": (E, T, width * dims[name]),
+                          "output_dist_mean": (E, T, dims[name]),
                           "costs": (E,), "nll_bound_vaes": (E,), "nll_bound_iwaes": (E,),
                           "train_steps": (E,)}
                 if hps["ic_dim"] > 0:
@@ -51,6 +54,8 @@ def check(save, data_dir, stem, kinds):
                         shapes[key] = (E, hps["ic_dim"])
                 if hps["co_dim"] > 0:
                     shapes["controller_outputs"] = (E, T, hps["co_dim"])
+                for const in observation.MODELS[hps["output_dist"]].constant_names:
+                    shapes["output_dist_" + const] = (dims[name],)
                 with h5py.File(os.path.join(save, fname), "r") as f:
                     got = {k: f[k].shape for k in f}
                 if got != shapes:

@@ -3,14 +3,14 @@
 
 Usage (from the repo root):
   python scripts/compare_to_truth.py --output_file=F --data_file=D [--split=valid]
-      [--output_dist=poisson|gaussian] [--smoothing_sd_bins=N] [--truth_scale=S]
+      [--output_dist=poisson|gaussian|zig|gamma] [--smoothing_sd_bins=N] [--truth_scale=S]
       [--per_bin]
 
-F is a `posterior_sample_and_average` or `posterior_push_mean` file (spec §10.2/§10.3),
-D the dataset file it was run on, which must hold `<split>_truth`. The split defaults to
-the one in F's canonical name (`..._<split>_posterior_...`). Rates are mapped to the
-truth's units with the conversion-factor convention detected from D (spec §13 Q19, see
-`plots.truth_scale`). Prints `key value` lines, e.g. `r2_pooled 0.9312`;
+F is a `posterior_sample_and_average` or `posterior_push_mean` file, D the dataset file
+it was run on, which must hold `<split>_truth`. The split defaults to the one in F's
+canonical name (`..._<split>_posterior_...`). Rates are mapped to the truth's units with
+the conversion-factor convention detected from D (see
+`lfads_tf2.evaluate.figures.truth_scale`). Prints `key value` lines, e.g. `r2_pooled 0.9312`;
 --per_bin adds one line per time bin with its R² and its share of the error
 (`r2_bin 0 0.2012 error_share 0.0710`), which shows where in the trial the error lies.
 
@@ -22,8 +22,10 @@ import sys
 import numpy as np
 
 from lfads_tf2.evaluate import figures
-from lfads_tf2.score.output_files import (InputError, check_shapes, open_h5, read_scalar,
-                                    require, resolve_output_dist, resolve_split)
+from lfads_tf2.model import observation
+from lfads_tf2.score.output_files import (InputError, check_shapes, mean_of_file, open_h5,
+                                          read_scalar, require, resolve_output_dist,
+                                          resolve_split, stored_output_dist)
 from lfads_tf2.score.rate_r2 import r2_against_truth, r2_per_bin, smoothed_spikes_r2
 
 
@@ -34,7 +36,7 @@ def _parse_args(argv):
     p.add_argument("--data_file", required=True, help="the dataset h5 file (with truth)")
     p.add_argument("--split", choices=("train", "valid", "test"), default=None,
                    help="default: taken from the output file's name")
-    p.add_argument("--output_dist", choices=("poisson", "gaussian"), default=None,
+    p.add_argument("--output_dist", choices=observation.NAMES, default=None,
                    help="default: inferred from the width of output_dist_params")
     p.add_argument("--smoothing_sd_bins", type=float, default=None,
                    help="also print the R² of spikes smoothed with this Gaussian s.d.")
@@ -56,9 +58,9 @@ def run(args):
                      truth_ds.shape)
         n_trials, _, n_chan = params.shape[0], params.shape[1], truth_ds.shape[2]
         output_dist = resolve_output_dist(args.output_dist, params.shape[2], n_chan,
-                                          args.output_file)
-        # Only the first D columns: the rates, or the Gaussian means (variances follow).
-        rates = params[:, :, :n_chan]
+                                          args.output_file, stored_output_dist(out_h5))
+        # The observation model's mean: the rates, the Gaussian means, ...
+        rates = mean_of_file(out_h5, output_dist)
         truth = truth_ds[:n_trials]
         data = None
         if args.smoothing_sd_bins is not None:

@@ -53,8 +53,8 @@ def command(data_dir, save_dir, epochs):
 
 def final_state(save_dir):
     """{checkpoint key: value} of the newest regular checkpoint, and the fitlog text."""
-    import utils
-    tf = utils.quiet_tensorflow_import()
+    from lfads_tf2.train import runtime
+    tf = runtime.quiet_tensorflow_import()
     from lfads_tf2.train import checkpoints
     path = checkpoints.read_checkpoint_state(save_dir, "checkpoint")[-1]
     reader = tf.train.load_checkpoint(path)
@@ -68,8 +68,8 @@ def damage_newest(save_dir):
 
     Only when an older checkpoint is listed to fall back to (else returns None).
     """
-    import utils
-    utils.quiet_tensorflow_import()
+    from lfads_tf2.train import runtime
+    runtime.quiet_tensorflow_import()
     from lfads_tf2.train import checkpoints
     paths = checkpoints.read_checkpoint_state(save_dir, "checkpoint")
     if len(paths) < 2:

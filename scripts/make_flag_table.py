@@ -16,13 +16,14 @@ FLAGS_DOC = os.path.join(ROOT, "docs", "flags.md")
 
 
 def flag_table():
-    """Markdown: one table (flag, type, default, meaning) per group of run_lfads.FLAG_GROUPS,
+    """Markdown: one table (flag, type, default, meaning) per group of run_flags.FLAG_GROUPS,
     the groups of `run_lfads --help`; new flags' meanings start with "New:"."""
     from lfads_tf2 import cli
     import run_lfads
+    from lfads_tf2.train import flags as run_flags
     flags = run_lfads.FLAGS
     parts = []
-    for title, names in cli.complete_groups(run_lfads.FLAG_GROUPS,
+    for title, names in cli.complete_groups(run_flags.FLAG_GROUPS,
                                                   sys.modules["run_lfads"]):
         parts += ["### " + title, "", "| flag | type | default | meaning |", "|---|---|---|---|"]
         for name in names:

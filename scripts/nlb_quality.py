@@ -39,16 +39,11 @@ import time
 
 import numpy as np
 
+import utils
+from lfads_tf2.score import nlb_sets
+
+# run_lfads.py runs from here: the model trained and scored is this checkout's
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import utils  # noqa: E402
-from lfads_tf2.score import lfads_score  # noqa: E402
-
-# The original README's first example (no inputs), beyond the flags' defaults.
-README_FLAGS = ["--co_dim=0", "--factors_dim=20", "--ext_input_dim=0",
-                "--controller_input_lag=1", "--output_dist=poisson"]
-BATCH_SIZE = 128  # the default --batch_size
 SMOOTHING_SDS = (2.0, 4.0, 8.0, 16.0, 32.0)
 # The original README's example with input pulses: a controller infers them.
 README_CO_FLAGS = ["--co_dim=1", "--factors_dim=20", "--ext_input_dim=0",
@@ -59,20 +54,12 @@ DEFAULT_METHODS = METHODS[:4]
 
 def data_file(data_dir, size):
     stem = "chaotic_rnn_nlb_%dtrain" % size
-    names = sorted(f for f in os.listdir(data_dir) if f.startswith(stem + "_"))
-    if len(names) != 1:
-        sys.exit("%s: expected one file %s_*, found %s (run "
-                 "synth_data/run_generate_synth_data.sh)" % (data_dir, stem, names or "none"))
-    return stem, os.path.join(data_dir, names[0])
+    return stem, nlb_sets.data_file(data_dir, stem)
 
 
 def write_rates(path, rates_etn):
     """An output file lfads_score reads: output_dist_params = rates in counts per bin."""
     utils.write_data(path, {"output_dist_params": np.asarray(rates_etn, np.float64)})
-
-
-def score(path, data_path):
-    return lfads_score.score_files(path, data_path, "valid")["metrics"]
 
 
 def smooth(x_etn, sd_bins):
@@ -115,7 +102,7 @@ def smoothing_rates(data, sd_bins):
 def lfads_flags(args, method, stem, data_dir, save_dir, epochs):
     flags = ["--data_dir=" + data_dir, "--data_filename_stem=" + stem,
              "--lfads_save_dir=" + save_dir, "--seed=%d" % args.seed]
-    flags += README_CO_FLAGS if method.startswith("lfads_co") else README_FLAGS
+    flags += README_CO_FLAGS if method.startswith("lfads_co") else nlb_sets.README_FLAGS
     if method.endswith("_cd_sv"):
         flags += ["--cd_rate=%g" % args.cd_rate, "--sv_rate=%g" % args.sv_rate,
                   "--lve_metric=sv"]
@@ -123,8 +110,7 @@ def lfads_flags(args, method, stem, data_dir, save_dir, epochs):
 
 
 def run_lfads(args, method, size, stem, data_path):
-    n_train = utils.read_data(data_path)["train_data"].shape[0]
-    epochs = int(math.ceil(args.steps / math.ceil(n_train / BATCH_SIZE)))
+    epochs = nlb_sets.epochs_for_steps(args.steps, data_path)
     save_dir = os.path.join(args.save_root, "%s_%d" % (method, size))
     flags, train_only = lfads_flags(args, method, stem, os.path.dirname(data_path) + "/",
                                     save_dir, epochs)
@@ -143,11 +129,11 @@ def run_lfads(args, method, size, stem, data_path):
                           "--batch_size=%d" % args.samples,
                           "--checkpoint_pb_load_name=checkpoint_lve"] + flags,
                    check=True, stdout=subprocess.DEVNULL)
-    out = os.path.join(save_dir, "model_runs_%s_valid_posterior_sample_and_average"
-                       % os.path.basename(data_path)[len(stem) + 1:])
+    out = nlb_sets.sampled_output(save_dir, data_path, stem)
     fitlog = [l for l in open(os.path.join(save_dir, "fitlog.csv")) if l.startswith("epoch")]
     steps = int(fitlog[-1].split(",")[3])
-    return score(out, data_path), dict(steps=steps, minutes=times["train_s"] / 60)
+    return (nlb_sets.valid_scores(out, data_path),
+            dict(steps=steps, minutes=times["train_s"] / 60))
 
 
 def main():
@@ -177,13 +163,13 @@ def main():
             if method == "truth":
                 path = os.path.join(args.save_root, "truth_%d" % size)
                 write_rates(path, truth_rates(data))
-                metrics = score(path, data_path)
+                metrics = nlb_sets.valid_scores(path, data_path)
             elif method == "smoothing":
                 by_sd = {}
                 for sd in SMOOTHING_SDS:
                     path = os.path.join(args.save_root, "smoothing_%d_sd%g" % (size, sd))
                     write_rates(path, smoothing_rates(data, sd))
-                    by_sd[sd] = score(path, data_path)
+                    by_sd[sd] = nlb_sets.valid_scores(path, data_path)
                 metrics, extra = {}, {}
                 for key in by_sd[SMOOTHING_SDS[0]]:
                     sd = max(by_sd, key=lambda s: by_sd[s][key])

@@ -3,18 +3,19 @@
 
 Usage (from the repo root):
   python scripts/plot_lfads_outputs.py --output_file=F --data_file=D --out_dir=DIR
-      [--split=train|valid|test] [--trials=0,1,2] [--output_dist=poisson|gaussian]
+      [--split=train|valid|test] [--trials=0,1,2] [--output_dist=poisson|gaussian|zig|gamma]
       [--dpi=100] [--max_traces=10]
 
-F is a `posterior_sample_and_average` or `posterior_push_mean` file (spec §10.2/§10.3):
+F is a `posterior_sample_and_average` or `posterior_push_mean` file:
 `output_dist_params` [E, T, D] rates, or [E, T, 2D] Gaussian means then variances (the
 distribution is inferred from that width unless --output_dist is given), `factors`,
 optional `controller_outputs`. D is the dataset file: `<split>_data`, and when present
 `<split>_truth`, `<split>_ext_input`, the true input (`input_<split>_truth` of the chaotic
 generator or `<split>_inputs_u` of ITB) and `conversion_factor` (ITB convention detected,
-spec §13 Q19). The split defaults to the one in F's canonical file name. Outputs of a model
-with held-out neurons and forward bins are drawn over `<split>_recon_data` (all neurons and
-bins); inputs that stop at T are padded with zeros, truth with gaps.
+see `lfads_tf2.evaluate.figures.truth_scale`). The split defaults to the one in F's
+canonical file name. Outputs of a model with held-out neurons and forward bins are drawn
+over `<split>_recon_data` (all neurons and bins); inputs that stop at T are padded with
+zeros, truth with gaps.
 
 Each trial k is written to DIR/<basename of F>_trial<k>.png (one column per figure, so
 any number of trials stays readable); the paths written are printed, one per line.
@@ -27,9 +28,11 @@ import sys
 import numpy as np
 
 from lfads_tf2.evaluate import figures
-from lfads_tf2.score.output_files import (InputError, check_shapes, open_h5, require,
-                                    resolve_output_dist, resolve_split,
-                                    truth_scale_from_file)
+from lfads_tf2.model import observation
+from lfads_tf2.score.output_files import (InputError, check_shapes, mean_of_file,
+                                          open_h5, require, resolve_output_dist,
+                                          resolve_split, stored_output_dist,
+                                          truth_scale_from_file)
 
 
 def _parse_trials(text):
@@ -52,7 +55,7 @@ def _parse_args(argv):
                    help="default: taken from the output file's name")
     p.add_argument("--trials", default="0", help="comma-separated trial indices")
     p.add_argument("--out_dir", required=True, help="folder for the PNG files")
-    p.add_argument("--output_dist", choices=("poisson", "gaussian"), default=None,
+    p.add_argument("--output_dist", choices=observation.NAMES, default=None,
                    help="default: inferred from the width of output_dist_params")
     p.add_argument("--dpi", type=float, default=100)
     p.add_argument("--max_traces", type=int, default=10,
@@ -87,14 +90,16 @@ def run(args):
         data = require(data_h5, "%s_data" % split)
         recon = data_h5.get("%s_recon_data" % split)
         wide = recon is not None and params.shape[1] == recon.shape[1] \
-            and params.shape[2] in (recon.shape[2], 2 * recon.shape[2])
+            and params.shape[2] % recon.shape[2] == 0
         if wide:  # a model with held-out neurons and forward bins: all of them
             data = recon
         check_shapes(args.output_file, params.shape, args.data_file, data.name[1:],
                      data.shape)
         n_trials, n_chan = params.shape[0], data.shape[2]
         output_dist = resolve_output_dist(args.output_dist, params.shape[2], n_chan,
-                                          args.output_file)
+                                          args.output_file, stored_output_dist(out_h5))
+        obs = observation.for_dist(output_dist)
+        means = mean_of_file(out_h5, output_dist)
         bad = [k for k in trials if k >= n_trials]
         if bad:
             raise InputError("%s: trial %d out of range, the file has %d %s trials"
@@ -114,8 +119,8 @@ def run(args):
             example = {
                 "label": "%s trial %d" % (split, k),
                 "data_txd": np.asarray(data[k]),
-                "rates_txd": p_k[:, :n_chan],
-                "vars_txd": p_k[:, n_chan:] if output_dist == "gaussian" else None,
+                "rates_txd": means[k],
+                "vars_txd": obs.split_reported(p_k).get("variances"),
                 "truth_txd": None if truth_k is None
                 else figures.pad_to(truth_k, n_time, n_chan, np.nan),
                 "factors_txf": np.asarray(factors[k], dtype=np.float64),

@@ -3,11 +3,11 @@
     python scripts/profile_train.py [--configs=C0,C1] [--steps=5] [--warmup=10]
         [--logdir=DIR] [--ops=15]
 
-For each configuration of scripts/benchmark_train.py, the training step is called as the
-training loop calls it (rows taken from a data set in numpy, steps.call_step), traced
-with tf.profiler.experimental for --steps steps after --warmup, and the trace (the
-xplane file) is read back here. Every op the executor ran is put into a part of the
-step and a kind of work:
+For each configuration of scripts/benchmark_train.py (lfads_tf2/train/benchmark.py),
+the training step is called as the training loop calls it (rows taken from a data set
+in numpy, steps.call_step), traced with tf.profiler.experimental for --steps steps
+after --warmup, and the trace (the xplane file) is read back here. Every op the executor
+ran is put into a part of the step and a kind of work:
 
   parts   forward loops, forward outside loops, backward loops, backward outside
           loops (the ops of tape.gradient, the hand-written backward passes included),
@@ -33,9 +33,9 @@ import sys
 import tempfile
 import time
 
+from lfads_tf2.train import benchmark
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 PARTS = ["forward loops", "forward other", "backward loops", "backward other",
          "clipping", "Adam"]
@@ -157,9 +157,8 @@ def profile_config(name, steps, warmup, logdir):
     """Traces `steps` training steps of configuration `name`; returns the numbers."""
     import numpy as np
     import tensorflow as tf
-    import benchmark_train
     from lfads_tf2.train import steps as steps_lib
-    step, (_, batch), hps = benchmark_train.lfads_step(benchmark_train.CONFIGS[name])
+    step, (_, batch), hps = benchmark.lfads_step(benchmark.CONFIGS[name])
     # a data set of 8 batches; each step takes random rows, as training does
     rs = np.random.RandomState(1)
     train = {"data": rs.poisson(0.3, size=(8 * hps.batch_size,) + batch["data"].shape[1:])

@@ -24,7 +24,7 @@
 #                      lane by lane at the end); the default 1 runs them one after another
 # Existing save folders of the examples are removed first (they would be resumed otherwise).
 #
-# Two README examples write into another example's folder (spec Q4): the Gaussian example
+# Two examples of the original README write into another example's folder: the Gaussian example
 # uses /tmp/lfads_chaotic_rnn_inputs_g2p5 and the last one /tmp/lfads_chaotic_rnn_no_inputs.
 # Their commands are run as written; their folders are then renamed (…_gaussian) so that the
 # next example does not resume a model of another architecture (which stops with an error

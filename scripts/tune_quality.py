@@ -36,27 +36,22 @@ whose folder holds a finished run is not trained again; an interrupted one resum
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from lfads_tf2.score import nlb_sets
 
-import utils  # noqa: E402
-from lfads_tf2.score import lfads_score  # noqa: E402
+# the commands run from here, with it first on PYTHONPATH (env): this checkout's model
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ROWS = ("defaults", "random", "pbt")
 STEM = "chaotic_rnn_nlb_200train"
-BATCH_SIZE = 128  # the default --batch_size
 # scripts/nlb_quality.py's lfads_cd_sv row: the original README's first example with
 # coordinated dropout and sample validation.
-BASE_FLAGS = ["--co_dim=0", "--factors_dim=20", "--ext_input_dim=0",
-              "--controller_input_lag=1", "--output_dist=poisson", "--cd_rate=0.3",
-              "--sv_rate=0.1", "--lve_metric=sv"]
+BASE_FLAGS = nlb_sets.README_FLAGS + ["--cd_rate=0.3", "--sv_rate=0.1", "--lve_metric=sv"]
 # Around the defaults (learning_rate_init 0.01, keep_prob 0.95, kl_ic_weight 1,
 # l2_gen_scale 2000) and the CD rate 0.3; all perturbable, so both searches share it.
 SPACE = """\
@@ -66,14 +61,6 @@ cd_rate: {uniform: [0.1, 0.5]}
 kl_ic_weight: {loguniform: [0.3, 3.0]}
 l2_gen_scale: {loguniform: [200.0, 20000.0]}
 """
-
-
-def data_path(data_dir):
-    names = sorted(f for f in os.listdir(data_dir) if f.startswith(STEM + "_"))
-    if len(names) != 1:
-        sys.exit("%s: expected one file %s_*, found %s (run "
-                 "synth_data/run_generate_synth_data.sh)" % (data_dir, STEM, names or "none"))
-    return os.path.join(data_dir, names[0])
 
 
 def env():
@@ -98,9 +85,7 @@ def evaluate(flags, save_dir, path, args):
                     "--kind=posterior_sample_and_average", "--batch_size=%d" % args.samples,
                     "--checkpoint_pb_load_name=" + args.checkpoint] + flags,
                    check=True, stdout=subprocess.DEVNULL, env=env())
-    out = os.path.join(save_dir, "model_runs_%s_valid_posterior_sample_and_average"
-                       % os.path.basename(path)[len(STEM) + 1:])
-    return lfads_score.score_files(out, path, "valid")["metrics"]
+    return nlb_sets.valid_scores(nlb_sets.sampled_output(save_dir, path, STEM), path)
 
 
 def run_row(args, row, path, epochs):
@@ -159,9 +144,8 @@ def main():
     for r in rows:
         if r not in ROWS:
             sys.exit("--rows: unknown %s (expected some of %s)" % (r, ", ".join(ROWS)))
-    path = data_path(args.data_dir)
-    n_train = utils.read_data(path)["train_data"].shape[0]
-    epochs = int(math.ceil(args.steps / math.ceil(n_train / BATCH_SIZE)))
+    path = nlb_sets.data_file(args.data_dir, STEM)
+    epochs = nlb_sets.epochs_for_steps(args.steps, path)
     results = []
     for row in rows:
         metrics, minutes, model = run_row(args, row, path, epochs)

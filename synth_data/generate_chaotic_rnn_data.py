@@ -19,7 +19,7 @@ def generate_chaotic_rnn_datasets(synth_data_seed=5, T=1.0, C=100, N=50, S=50, n
                                   train_percentage=0.8, nreplications=40, g=1.5, x0_std=1.0,
                                   tau=0.025, dt=0.01, input_magnitude=20.0, max_firing_rate=30.0,
                                   noise_type="poisson"):
-    """Returns {dataset_name: data dict} with the keys of spec §11.2 (arrays [E, T, S])."""
+    """Returns {dataset_name: data dict} with the original's keys (arrays [E, T, S])."""
     if noise_type not in ("poisson", "gaussian"):
         raise ValueError("noise_type must be 'poisson' or 'gaussian', got %r" % noise_type)
     rng = np.random.RandomState(seed=synth_data_seed)
@@ -104,7 +104,8 @@ def generate_chaotic_rnn_datasets(synth_data_seed=5, T=1.0, C=100, N=50, S=50, n
             "P_sxn": P_sxn,
             "condition_labels_train": labels_train,
             "condition_labels_valid": labels_valid,
-            # Multiplies LFADS rates (counts/bin) back to the [0, 1] truth scale (spec Q19).
+            # Multiplies LFADS rates (counts/bin) back to the [0, 1] truth scale (the ITB
+            # generator stores the reciprocal).
             "conversion_factor": 1.0 / rnn["conversion_factor"],
         }
 

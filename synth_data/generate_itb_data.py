@@ -18,7 +18,7 @@ from synth_data.synthetic_data_utils import (get_train_n_valid_inds, normalize_r
 def generate_itb_datasets(synth_data_seed=5, T=1.0, C=800, N=50, train_percentage=0.8,
                           nreplications=5, dt=0.01, max_firing_rate=30.0, u_std=0.25,
                           checkpoint_path=SAMPLE_CHECKPOINT, weights=None):
-    """Returns {"dataset_N<N>": data dict} with the keys of spec §11.3 (arrays [E, T, N]).
+    """Returns {"dataset_N<N>": data dict} with the original's keys (arrays [E, T, N]).
 
     `weights` (a dict as returned by `load_itb_weights`) overrides `checkpoint_path`.
     """
@@ -66,7 +66,8 @@ def generate_itb_datasets(synth_data_seed=5, T=1.0, C=800, N=50, train_percentag
         "valid_inputs_u": nparray_and_transpose(inputs_valid),
         "train_outputs_u": outputs_train,
         "valid_outputs_u": outputs_valid,
-        # Spikes per bin at rate 1.0: the reciprocal of the chaotic/labeled convention (spec Q19).
+        # Spikes per bin at rate 1.0, as the original: the reciprocal of the chaotic/labeled
+        # convention (lfads_tf2.evaluate.figures.truth_scale tells them apart).
         "conversion_factor": max_firing_rate * dt,
     }
     return {"dataset_N%d" % N: data}

@@ -17,7 +17,7 @@ from synth_data.synthetic_data_utils import (generate_data, generate_rnn, get_tr
 def generate_labeled_rnn_datasets(synth_data_seed=5, T=1.0, C=400, N=50, train_percentage=0.8,
                                   nreplications=10, g=1.5, x0_std=1.0, tau=0.025, dt=0.01,
                                   max_firing_rate=30.0):
-    """Returns {"dataset_N<N>": data dict} with the keys of spec §11.4 (arrays [E, T, N])."""
+    """Returns {"dataset_N<N>": data dict} with the original's keys (arrays [E, T, N])."""
     rng = np.random.RandomState(seed=synth_data_seed)
     # Each network has its own generator, so A and B do not depend on the main draw order.
     rnn_a = generate_rnn(np.random.RandomState(seed=synth_data_seed + 1), N, g, tau, dt,
@@ -70,7 +70,8 @@ def generate_labeled_rnn_datasets(synth_data_seed=5, T=1.0, C=400, N=50, train_p
         "P_sxn": P_nxn,
         "condition_labels_train": labels_train,
         "condition_labels_valid": labels_valid,
-        # Multiplies LFADS rates (counts/bin) back to the [0, 1] truth scale (spec Q19).
+        # Multiplies LFADS rates (counts/bin) back to the [0, 1] truth scale (the ITB
+        # generator stores the reciprocal).
         "conversion_factor": 1.0 / rnn_a["conversion_factor"],
     }
     return {"dataset_N%d" % N: data}

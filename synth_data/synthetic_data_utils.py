@@ -1,4 +1,4 @@
-"""Shared building blocks of the synthetic data generators (spec §11.1).
+"""Shared building blocks of the synthetic data generators.
 
 All randomness comes from a caller-supplied `np.random.RandomState`, and the order of the draws is
 part of the interface: the same seed must give exactly the same data as the original generators.

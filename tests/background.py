@@ -98,6 +98,9 @@ class Scheduler:
     def _run(self, job, python):
         env = dict(os.environ if self.env is None else self.env)
         env["LFADS_WARM_PYTHON"] = python if python != sys.executable else ""
+        # this checkout first, as conftest.py puts it first for the tests themselves
+        env["PYTHONPATH"] = os.pathsep.join(
+            [ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
         proc = None
         start = time.monotonic()
         try:
@@ -197,9 +200,8 @@ def stop():
 
 
 def _run_job(module, function, folder):
-    for path in (ROOT, HERE):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    # the test modules are importable from this file's folder, the first entry of the
+    # search path of `python tests/background.py`; this checkout comes from PYTHONPATH
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.makedirs(folder, exist_ok=True)
     getattr(importlib.import_module(module), function)(folder)

@@ -1,7 +1,10 @@
 """Shared test set-up: the repo root on sys.path, quiet TensorFlow, shared fixtures.
 
 The repo root comes first on sys.path so that the tests exercise this checkout even
-where the environment holds an installed copy of another one.
+where the environment holds an installed copy of another one. This is the one file of
+the test code that changes sys.path: the processes the tests start get the checkout
+through PYTHONPATH instead, and tests/warm_python.py's forked commands get the
+sys.path Python would build for them from `set_command_search_path` below.
 """
 import os
 import sys
@@ -10,8 +13,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_STARTUP_PATH = list(sys.path)  # as the interpreter built it (before the line below)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+# the shared helpers' asserts explain their failures as the tests' own do
+pytest.register_assert_rewrite("lfads_testdata", "lfads_reference")
 
 # The original LFADS's checkpoint and outputs on its own synthetic data (see MANIFEST.md).
 REFERENCE = os.path.join(ROOT, "tests", "data", "reference_original")
@@ -52,12 +58,15 @@ def pytest_sessionstart(session):
     """Starts the warm interpreter's server (tests/warm_python.py) before collection: its
     TensorFlow import runs beside the test process's own (a run that uses neither the
     server nor a background job pays a few seconds of the idle core)."""
-    _start_warm_python()
+    if not session.config.option.collectonly:  # (nothing will run)
+        _start_warm_python()
 
 
 def pytest_collection_finish(session):
     """Starts the background jobs of the collected tests (tests/background.py): they run
     beside the tests (the test process keeps mostly to one core)."""
+    if session.config.option.collectonly:
+        return
     import background
     background.start(session.items, python=_warm_python_or_cold)
 
@@ -106,3 +115,23 @@ def warm_python():
     (tests/warm_python.py): for scripts that start many Python processes, where the
     6-8 s import in each is not what the test is about."""
     return _warm_python_or_cold()
+
+
+# ------------------------------------------------------------------ sys.path of commands
+def python_path(env):
+    """The entries of PYTHONPATH in the environment `env` (a dict)."""
+    return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+def interpreter_search_path():
+    """The part of this interpreter's start-up sys.path that no command changes: without
+    its first entry (the script's folder) and the entries of its PYTHONPATH."""
+    return _STARTUP_PATH[1 + len(python_path(os.environ)):]
+
+
+def set_command_search_path(first, env, base_path):
+    """Makes sys.path what Python builds for a command (in a process forked by
+    tests/warm_python.py, whose interpreter started for another): `first` (the script's
+    folder, or the working folder for -m), the command's PYTHONPATH (env), then
+    base_path (interpreter_search_path of the server)."""
+    sys.path[:] = [first] + python_path(env) + list(base_path)

@@ -3,9 +3,9 @@
 Each trial is driven by a few latent sinusoids with per-trial random phases,
 mapped through a random loading matrix to log-rates (optionally plus the response
 to a pulse given as external input). Counts are Poisson draws from numpy
-RandomState(seed); the Gaussian variant adds white noise to the rates instead. Keys follow the data format of spec
-§3.1: train_data / valid_data (int), train_truth / valid_truth (rates in
-counts/bin) and conversion_factor = 1.0.
+RandomState(seed); the Gaussian variant adds white noise to the rates instead.
+Keys follow the original's data format: train_data / valid_data (int),
+train_truth / valid_truth (rates in counts/bin) and conversion_factor = 1.0.
 """
 import math
 import os
@@ -14,6 +14,7 @@ import pickle
 import numpy as np
 
 import utils
+from lfads_tf2.train import hparams
 
 STEM = "synth"
 
@@ -88,7 +89,7 @@ def run(argv, default_seed=0):
     argv = list(argv)
     if default_seed is not None and not any(a.startswith("--seed=") for a in argv):
         argv.append("--seed=%d" % default_seed)
-    hps = run_lfads.hps_from_argv(argv)
+    hps = hparams.hps_from_argv(argv)
     return run_lfads.run(hps)
 
 
@@ -148,13 +149,35 @@ def corr(a, b):
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def fast_flags(data_dir, save_dir):
+    """Flags of a short run of the tiny model without a controller on data_dir."""
+    return ["--data_dir=" + str(data_dir), "--data_filename_stem=" + STEM,
+            "--lfads_save_dir=" + str(save_dir)] + TINY_NO_CONTROLLER
+
+
+def assert_same_arrays(a, b, what=""):
+    """Two {name: array} dicts hold the same names and bit-identical arrays."""
+    assert sorted(a) == sorted(b), what
+    differ = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not differ, "%s: differ: %s" % (what, differ[:10])
+
+
+def finite_fitlog(save_dir):
+    """The fitlog's records (fitlog_record), every number in them finite."""
+    recs = [fitlog_record(line) for line in fitlog_lines(save_dir)]
+    for r in recs:
+        assert all(math.isfinite(v) for v in r.values()), r
+    return recs
+
+
 # ------------------------------------------------------------------ shared trained models
 # Trained once per pytest session by background jobs (tests/background.py: started when
 # the tests are collected, beside the tests before the first that needs them) and reused
-# by test_training.py and test_eval_kinds.py. Of the trained bundle, which stays in the
-# job's process, the job keeps what the tests compare with in <folder>/trained.pkl: every
-# variable the checkpoint holds (bundle_state), evaluation.model_params and the global
-# step. Tests must not change these folders; copy them (shutil.copytree) before training on.
+# by test_training_run.py, test_training_variants.py and test_eval_kinds.py. Of the
+# trained bundle, which stays in the job's process, the job keeps what the tests compare
+# with in <folder>/trained.pkl: every variable the checkpoint holds (bundle_state),
+# evaluation.model_params and the global step. Tests must not change these folders; copy
+# them (shutil.copytree) before training on.
 _CACHE = {}
 
 MAIN_EPOCHS = 30

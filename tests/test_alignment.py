@@ -21,6 +21,8 @@ import pytest
 import background
 from conftest import ROOT
 import utils
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 from lfads_tf2.data import alignment
 from synth_data.generate_chaotic_rnn_data import generate_chaotic_rnn_datasets
 
@@ -83,7 +85,7 @@ def test_alignment_keys_are_written_with_the_right_shapes(sessions):
         np.testing.assert_allclose(d["alignment_bias_c"],
                                    d["train_data"].mean(axis=(0, 1)), rtol=0.02)
         assert "train_data" in d and "condition_labels_train" in d  # the rest is kept
-    datasets, _ = utils.load_datasets(sessions["aligned"], STEM, "poisson",
+    datasets, _ = checks.load_datasets(sessions["aligned"], STEM, observation.for_dist("poisson"),
                                       factors_dim=FACTORS)
     assert len(datasets) == 5
 

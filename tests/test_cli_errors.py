@@ -1,4 +1,4 @@
-"""Bad input gives one clear line, never a traceback (issues 2 and 4, item 7).
+"""Bad input gives one clear line, never a traceback.
 
 Every case runs in-process (`run_lfads.run`: exception type and message); a few
 also from the command line (`python run_lfads.py ...`: exit status 2, exactly one
@@ -17,11 +17,13 @@ import pytest
 import lfads_testdata as td
 from conftest import ROOT
 
-import run_lfads
+from lfads_tf2 import errors
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 import utils
 
 # TensorFlow's C++ log lines (absl format), written even with TF_CPP_MIN_LOG_LEVEL=2;
-# the program hides them (utils.quiet_tensorflow_import), the tests check that.
+# the program hides them (runtime.quiet_tensorflow_import), the tests check that.
 TF_NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
 
 
@@ -67,30 +69,30 @@ def data_file(folders, name):
 
 # name -> (folder, extra flags, exception type, substrings the message must contain)
 CASES = {
-    "missing_data_dir": ("missing", [], utils.DataError, ["{missing}", "--data_dir"]),
-    "no_file_matches_stem": ("good", ["--data_filename_stem=other"], utils.DataError,
+    "missing_data_dir": ("missing", [], errors.DataError, ["{missing}", "--data_dir"]),
+    "no_file_matches_stem": ("good", ["--data_filename_stem=other"], errors.DataError,
                              ["{good}", "--data_filename_stem=other"]),
-    "not_hdf5": ("not_hdf5", [], utils.DataError,
+    "not_hdf5": ("not_hdf5", [], errors.DataError,
                  ["{file:not_hdf5}", "not a readable HDF5 file"]),
-    "missing_valid_data": ("no_valid", [], utils.DataError,
+    "missing_valid_data": ("no_valid", [], errors.DataError,
                            ["{file:no_valid}", "valid_data", "missing"]),
-    "negative_counts": ("negative", [], utils.DataError,
+    "negative_counts": ("negative", [], errors.DataError,
                         ["{file:negative}", "train_data", "negative", "(3, 4, 5)"]),
-    "nan": ("nan", [], utils.DataError, ["{file:nan}", "valid_data", "NaN", "(1, 2, 3)"]),
-    "fewer_trials_than_batch": ("few_trials", [], utils.DataError,
+    "nan": ("nan", [], errors.DataError, ["{file:nan}", "valid_data", "NaN", "(1, 2, 3)"]),
+    "fewer_trials_than_batch": ("few_trials", [], errors.DataError,
                                 ["{file:few_trials}", "train_data", "--batch_size=16"]),
-    "unknown_kind": ("good", ["--kind=denoise"], run_lfads.UsageError,
+    "unknown_kind": ("good", ["--kind=denoise"], errors.UsageError,
                      ["--kind=denoise"]),
-    "unknown_output_dist": ("good", ["--output_dist=binomial"], run_lfads.UsageError,
+    "unknown_output_dist": ("good", ["--output_dist=binomial"], errors.UsageError,
                             ["--output_dist=binomial"]),
-    "keep_prob_zero": ("good", ["--keep_prob=0"], run_lfads.UsageError, ["--keep_prob=0"]),
-    "kl_increase_steps_zero": ("good", ["--kl_increase_steps=0"], run_lfads.UsageError,
+    "keep_prob_zero": ("good", ["--keep_prob=0"], errors.UsageError, ["--keep_prob=0"]),
+    "kl_increase_steps_zero": ("good", ["--kl_increase_steps=0"], errors.UsageError,
                                ["--kl_increase_steps=0"]),
-    "cd_rate_one": ("good", ["--cd_rate=1"], run_lfads.UsageError,
+    "cd_rate_one": ("good", ["--cd_rate=1"], errors.UsageError,
                     ["--cd_rate=1.0", "[0, 1)"]),
-    "lve_metric_sv_without_sv_rate": ("good", ["--lve_metric=sv"], run_lfads.UsageError,
+    "lve_metric_sv_without_sv_rate": ("good", ["--lve_metric=sv"], errors.UsageError,
                                       ["--lve_metric=sv", "--sv_rate > 0"]),
-    "save_dir_is_a_file": ("good", ["--lfads_save_dir={a_file}"], run_lfads.UsageError,
+    "save_dir_is_a_file": ("good", ["--lfads_save_dir={a_file}"], errors.UsageError,
                            ["--lfads_save_dir={a_file}", "not a folder"]),
 }
 
@@ -179,7 +181,7 @@ def _broken_checkpoint_folder(folders, tmp_path):
 def test_checkpoint_files_missing(folders, tmp_path):
     """The state file names a checkpoint whose files are gone."""
     _, argv = _broken_checkpoint_folder(folders, tmp_path)
-    with pytest.raises(utils.LfadsError) as err:
+    with pytest.raises(errors.LfadsError) as err:
         td.run(argv)
     msg = str(err.value)
     assert "\n" not in msg and "lfads_vae.ckpt-7" in msg, msg
@@ -190,7 +192,7 @@ def test_checkpoint_index_damaged(folders, tmp_path):
     (save / "lfads_vae.ckpt-7.index").write_bytes(b"garbage" * 20)
     try:
         td.run(argv)
-    except utils.LfadsError as e:
+    except errors.LfadsError as e:
         assert "\n" not in str(e) and "lfads_vae.ckpt-7" in str(e)
     except Exception as e:  # noqa: BLE001 - anything else is the bug
         raise AssertionError("%s: %s" % (type(e).__name__, e)) from None
@@ -206,7 +208,7 @@ def test_truncated_hdf5_file(folders, tmp_path):
     raw = open(src, "rb").read()
     dst = folder / (td.STEM + "_set0")
     dst.write_bytes(raw[:len(raw) // 2])
-    with pytest.raises(utils.DataError) as err:
+    with pytest.raises(errors.DataError) as err:
         td.run(["--data_dir=" + str(folder), "--data_filename_stem=" + td.STEM,
                 "--lfads_save_dir=" + folders["save"]] + td.TINY_MODEL)
     assert "\n" not in str(err.value) and str(dst) in str(err.value)
@@ -214,7 +216,7 @@ def test_truncated_hdf5_file(folders, tmp_path):
 
 def test_valid_file_is_fine(folders):
     """The control case: the 'good' folder passes validation."""
-    datasets, notes = utils.load_datasets(folders["good"], td.STEM, "poisson",
+    datasets, notes = checks.load_datasets(folders["good"], td.STEM, observation.for_dist("poisson"),
                                           factors_dim=5, batch_size=16)
     assert list(datasets) == ["set0"]
     with h5py.File(data_file(folders, "good"), "r") as hf:
@@ -227,7 +229,7 @@ def test_negative_ps_nexamples_to_process(folders):
             "--ps_nexamples_to_process=-3"] + td.TINY_MODEL
     try:
         td.run(argv)
-    except run_lfads.UsageError as e:
+    except errors.UsageError as e:
         assert "--ps_nexamples_to_process=-3" in str(e)
     except Exception as e:  # noqa: BLE001 - anything else is the bug
         raise AssertionError("%s: %s" % (type(e).__name__, e)) from None
@@ -242,7 +244,7 @@ def test_second_training_on_a_locked_folder(folders, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (save / "lfads.lock").write_text("%d\n" % holder.pid)
-        with pytest.raises(utils.LfadsError) as err:
+        with pytest.raises(errors.LfadsError) as err:
             td.run(["--data_dir=" + folders["good"], "--data_filename_stem=" + td.STEM,
                     "--lfads_save_dir=" + str(save), "--max_epochs=1"] + td.TINY_MODEL)
         msg = str(err.value)

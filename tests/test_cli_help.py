@@ -21,6 +21,7 @@ from conftest import ROOT
 
 from lfads_tf2 import cli
 import run_lfads
+from lfads_tf2.train import flags as run_flags
 
 # Citations of the specification, issues or questions: not for users' eyes.
 CITATION = re.compile(r"\bspec\b|\bspecification\b|§|\bQ\d+\b|\bissues? ?#?\d+|\(issue\b"
@@ -103,8 +104,8 @@ def test_installed_command_help_lists_every_flag(command_help):
     for name in ("co_dim", "kind", "seed"):
         assert re.search(r"^  --%s \(" % name, proc.stdout, re.M), name
     listed = [name for _, names in help_groups(proc.stdout) for name in names]
-    assert listed == [name for _, names in run_lfads.FLAG_GROUPS for name in names]
-    assert sorted(listed) == sorted(run_lfads.defined_flag_names())
+    assert listed == [name for _, names in run_flags.FLAG_GROUPS for name in names]
+    assert sorted(listed) == sorted(run_flags.defined_flag_names())
     assert proc.stdout.startswith("run_lfads: LFADS"), proc.stdout[:200]
 
 
@@ -120,18 +121,18 @@ def test_help_flags_exit_0(arg, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     names = [name for _, names in help_groups(proc.stdout) for name in names]
-    assert set(run_lfads.defined_flag_names()) <= set(names)
+    assert set(run_flags.defined_flag_names()) <= set(names)
     # --helpfull adds absl's own flags (e.g. --logtostderr), the short help does not
     assert ("logtostderr" in names) == (arg == "--helpfull")
 
 
 def test_help_entries_show_type_default_and_meaning():
-    text = cli.help_text(run_lfads.DESCRIPTION, run_lfads.FLAG_GROUPS)
+    text = cli.help_text(run_flags.DESCRIPTION, run_flags.FLAG_GROUPS)
     assert "  --co_dim (int, default: 1)\n      Number of inferred inputs" in text
     assert "  --[no]do_causal_controller (bool, default: false)\n" in text
     entries = {m.group(1): (m.group(2), m.group(3))
                for m in map(FLAG_LINE.match, text.splitlines()) if m}
-    for name in run_lfads.defined_flag_names():
+    for name in run_flags.defined_flag_names():
         flag = run_lfads.FLAGS[name]
         assert entries[name] == (flag.flag_type(), cli.default_text(flag)), name
         first_words = " ".join(flag.help.split()[:4])
@@ -153,16 +154,16 @@ def test_bad_flag_is_one_line_with_status_2(arg, line, tmp_path):
 
 
 def test_every_flag_is_in_exactly_one_group():
-    names = [name for _, names in run_lfads.FLAG_GROUPS for name in names]
-    assert sorted(names) == sorted(run_lfads.defined_flag_names())
-    groups = cli.complete_groups(run_lfads.FLAG_GROUPS, sys.modules["run_lfads"])
+    names = [name for _, names in run_flags.FLAG_GROUPS for name in names]
+    assert sorted(names) == sorted(run_flags.defined_flag_names())
+    groups = cli.complete_groups(run_flags.FLAG_GROUPS, sys.modules["run_lfads"])
     assert "Other flags" not in [title for title, _ in groups]
 
 
 def test_flag_table_and_help_list_the_same_flags_in_the_same_groups():
-    text = cli.help_text(run_lfads.DESCRIPTION, run_lfads.FLAG_GROUPS)
+    text = cli.help_text(run_flags.DESCRIPTION, run_flags.FLAG_GROUPS)
     assert help_groups(text) == flag_table_groups()
-    assert len(flag_table_groups()) == len(run_lfads.FLAG_GROUPS) > 1
+    assert len(flag_table_groups()) == len(run_flags.FLAG_GROUPS) > 1
 
 
 @pytest.mark.parametrize("command, module, function", console_scripts())
@@ -174,7 +175,9 @@ def test_every_console_command_has_help(command, module, function, tmp_path):
     proc = _run([sys.executable, "-c", code, "--help"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     listed = {name for _, names in help_groups(proc.stdout) for name in names}
-    defined = cli.module_flag_names(importlib.import_module(module))
+    command_module = importlib.import_module(module)
+    # run_lfads's flags are defined in the package (lfads_tf2.train.flags)
+    defined = cli.module_flag_names(getattr(command_module, "run_flags", command_module))
     assert defined and set(defined) <= listed
 
 
@@ -285,7 +288,8 @@ def test_messages_in_the_code_cite_no_specification_or_issue():
     """String literals that can reach users (flag help, errors, notes, printed lines):
     every string in the code but function, class and library-module docstrings."""
     found = []
-    library = glob.glob(os.path.join(ROOT, "lfads_tf2", "*.py"))
+    # the package and its subpackages (data, model, train, evaluate, score, search)
+    library = glob.glob(os.path.join(ROOT, "lfads_tf2", "**", "*.py"), recursive=True)
     for path in sorted(glob.glob(os.path.join(ROOT, "*.py")) + library + _scripts()):
         tree = ast.parse(open(path).read())
         docstrings = set()
@@ -320,8 +324,8 @@ def test_lfads_tune_help_lists_its_flags_and_run_lfads_flags_without_tensorflow_
     groups = dict(help_groups(proc.stdout))
     assert groups["Search"][:2] == ["search_space", "search"]
     assert "ray_address" in groups["Ray"]
-    assert groups["run_lfads: Data"] == dict(run_lfads.FLAG_GROUPS)["Data"]
+    assert groups["run_lfads: Data"] == dict(run_flags.FLAG_GROUPS)["Data"]
     listed = {name for names in groups.values() for name in names}
-    assert set(run_lfads.defined_flag_names()) <= listed
+    assert set(run_flags.defined_flag_names()) <= listed
     assert "Searchable flags: ic_dim," in proc.stdout
     assert proc.stdout.rstrip().endswith("imported: []")

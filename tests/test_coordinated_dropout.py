@@ -22,13 +22,16 @@ import background
 import lfads_testdata as td
 
 import lfads
-import run_lfads
+from lfads_tf2 import errors
+from lfads_tf2.train import hparams
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 import utils
-from lfads_tf2.train import checkpoints, steps, loop
+from lfads_tf2.train import build, checkpoints, loop, steps
 from lfads_tf2.evaluate import kinds
 from lfads_tf2.model import regularisers
 
-ORIGINAL_TOKENS = 19  # tokens of a fitlog line with validation (test_training.py)
+ORIGINAL_TOKENS = 19  # tokens of a fitlog line with validation (test_training_run.py)
 SV_KEY = "sv/masks/set0/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -160,8 +163,8 @@ def test_masks_pad_to_a_larger_loglik():
 
 # ------------------------------------------------------------------ gradients
 def _tiny_model(extra=()):
-    hps = run_lfads.hps_from_argv(td.TINY_MODEL + ["--keep_prob=1.0"] + list(extra))
-    hps = run_lfads.add_derived_hps(hps, {"ds": {"data_dim": 7, "num_steps": 8}})
+    hps = hparams.hps_from_argv(td.TINY_MODEL + ["--keep_prob=1.0"] + list(extra))
+    hps = hparams.add_derived_hps(hps, {"ds": {"data_dim": 7, "num_steps": 8}})
     model = lfads.LFADS(hps, {"ds": {"data_dim": 7}}, init_seed=0)
     return hps, model
 
@@ -247,9 +250,9 @@ def test_sv_entries_have_no_gradient_and_are_not_in_the_cost():
 # ------------------------------------------------------------------ steps
 def _step_setup(extra):
     d = td.make_dataset(seed=1, n_train=32, n_valid=16)
-    hps = run_lfads.hps_from_argv(td.TINY_NO_CONTROLLER + ["--seed=3"] + list(extra))
+    hps = hparams.hps_from_argv(td.TINY_NO_CONTROLLER + ["--seed=3"] + list(extra))
     info = {"set0": {"data_dim": 15, "train_shape": d["train_data"].shape}}
-    hps = run_lfads.add_derived_hps(hps, {"set0": {"data_dim": 15, "num_steps": 25}})
+    hps = hparams.add_derived_hps(hps, {"set0": {"data_dim": 15, "num_steps": 25}})
     return hps, info, d
 
 
@@ -261,7 +264,7 @@ def test_validation_and_evaluation_ignore_cd_and_sv():
     batch = {"data": np.asarray(d["valid_data"][:16], np.float32)}
     results = []
     for h, rate in ((hps, None), (hps_cd, 0.5), (hps_cd, 0.0)):
-        bundle = checkpoints.build(h, info)
+        bundle = build.bundle(h, info)
         if rate is not None:
             bundle.cd_rate.assign(rate)
         ev = steps.call_step(steps.make_eval_step(bundle, h), h, "set0", batch)
@@ -277,7 +280,7 @@ def test_validation_and_evaluation_ignore_cd_and_sv():
 
 def test_train_step_reads_the_cd_rate_without_retracing():
     hps, info, d = _step_setup(["--cd_rate=0.4", "--sv_rate=0.1"])
-    bundle = checkpoints.build(hps, info)
+    bundle = build.bundle(hps, info)
     step = steps.make_train_step(bundle, hps)
     arrays = loop.split_arrays({"set0": d}, hps, "train", sv_masks=bundle.sv.arrays())
     assert "sv_mask" in arrays["set0"]
@@ -321,11 +324,11 @@ def cd_sv_runs(root):
     res["first_ckpt"] = tf.train.latest_checkpoint(save)
     res["first_mask"] = first.sv.arrays()["set0"]
 
-    hps = run_lfads.hps_from_argv(flags + ["--max_epochs=5", "--sv_seed=2"])
-    run_lfads.validate_hps(hps)
-    datasets, _ = utils.load_datasets(hps.data_dir, hps.data_filename_stem, "poisson",
+    hps = hparams.hps_from_argv(flags + ["--max_epochs=5", "--sv_seed=2"])
+    hparams.validate_hps(hps)
+    datasets, _ = checks.load_datasets(hps.data_dir, hps.data_filename_stem, observation.for_dist("poisson"),
                                       factors_dim=hps.factors_dim)
-    run_lfads.add_derived_hps(hps, datasets)
+    hparams.add_derived_hps(hps, datasets)
     records = []
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -504,7 +507,7 @@ def test_checkpoint_without_sv_resumes_with_sv(without_sv):
     ("--lve_metric=best", "--lve_metric=best: expected 'valid' or 'sv'"),
 ])
 def test_bad_flags_are_one_line_errors(flag, needle, tmp_path):
-    with pytest.raises(run_lfads.UsageError) as err:
+    with pytest.raises(errors.UsageError) as err:
         td.run(["--data_dir=" + str(tmp_path), "--lfads_save_dir=" + str(tmp_path / "s"),
                 flag] + td.TINY_MODEL)
     msg = str(err.value)

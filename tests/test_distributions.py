@@ -1,7 +1,7 @@
-"""Issue 2, item 7: every equation of distributions.py against a NumPy reference.
+"""Every equation of distributions.py against a NumPy reference.
 
 Each test computes the expected value with an independent float64 NumPy
-implementation of the spec (§5) written here, on tiny sizes, and compares with
+implementation of the original's equations written here, on tiny sizes, and compares with
 rtol/atol ~1e-5. Statistical checks use seeded generators and tolerances of
 several standard errors.
 """
@@ -60,7 +60,7 @@ def np_ar1_logp(z_bxtxu, phi_u, evar_u):
     return out
 
 
-# ------------------------------------------------------------------ §5.1 Poisson
+# ----------------------------------------------------------------------- Poisson
 def test_poisson_log_likelihood_matches_numpy_including_lgamma():
     rs = np.random.RandomState(0)
     counts = rs.randint(0, 25, size=(3, 4, 5)).astype(np.int32)
@@ -83,7 +83,7 @@ def test_poisson_log_likelihood_normalised_over_counts():
         assert abs(float(np.exp(np.asarray(logp, np.float64)).sum()) - 1.0) < 1e-4
 
 
-# ------------------------------------------------------------------ §5.2 Gaussians
+# ----------------------------------------------------------------------- Gaussians
 def test_gaussian_log_likelihood_matches_numpy():
     rs = np.random.RandomState(1)
     x = rs.randn(4, 3)
@@ -153,7 +153,7 @@ def test_logvar_with_floor():
     _close(dist.logvar_with_floor(_f32(raw), 0.0), raw)
 
 
-# ------------------------------------------------------------------ §5.3 learnable prior
+# ----------------------------------------------------------------------- learnable prior
 def test_learnable_gaussian_fixed_variance():
     prior = dist.LearnableDiagonalGaussian(3, "LFADS/z/prior_g0", mean_init=0.25,
                                            var_init=0.1, var_min=0.1, var_max=0.1)
@@ -224,7 +224,7 @@ def test_learnable_gaussian_rejects_bad_arguments(kwargs):
         dist.LearnableDiagonalGaussian(2, "bad", **kwargs)
 
 
-# ------------------------------------------------------------------ §5.5 AR(1) prior
+# ----------------------------------------------------------------------- AR(1) prior
 def _ar1(taus, nvars, train_tau=True, train_nvar=True, name="LFADS/z/u_prior_ar1"):
     prior = dist.LearnableAR1Prior(len(taus), 1.0, 1.0, train_tau, train_nvar, name)
     prior.logatau.assign(np.log(np.asarray(taus, np.float32))[None])
@@ -296,7 +296,7 @@ def test_ar1_sample_is_seeded():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-# ------------------------------------------------------------------ §5.6 KL estimators
+# ----------------------------------------------------------------------- KL estimators
 def test_kl_gaussian_gaussian_matches_closed_form():
     rs = np.random.RandomState(5)
     mq, mp = rs.randn(4, 3), rs.randn(4, 3)

@@ -1,4 +1,4 @@
-"""The four evaluation kinds on one briefly trained tiny model (spec §10.2-§10.5)."""
+"""The four evaluation kinds on one briefly trained tiny model."""
 import os
 import shutil
 
@@ -7,8 +7,8 @@ import pytest
 
 import lfads_testdata as td
 
+from lfads_tf2 import errors
 from lfads_tf2.evaluate import kinds
-import run_lfads
 from lfads_tf2.train import checkpoints
 import utils
 
@@ -19,6 +19,7 @@ POSTERIOR_SHAPES = {
     "prior_g0_mean": (Z,), "prior_g0_logvar": (Z,), "post_g0_mean": (Z,),
     "post_g0_logvar": (Z,), "gen_ics": (G,), "controller_outputs": (T, U),
     "gen_states": (T, G), "factors": (T, F), "output_dist_params": (T, D),
+    "output_dist_mean": (T, D),
     "costs": (), "nll_bound_vaes": (), "nll_bound_iwaes": (), "train_steps": (),
 }
 # Deterministic given the data and the weights (independent of posterior noise).
@@ -63,6 +64,8 @@ def check_posterior_file(out, n_trials, step):
         assert np.all(np.isfinite(out[key])), key
     assert np.all(out["train_steps"] == step)
     assert np.all(out["output_dist_params"] > 0)
+    # a Poisson model's mean is its rates, bit for bit
+    np.testing.assert_array_equal(out["output_dist_mean"], out["output_dist_params"])
     # posterior variances of g0 are at least ic_post_var_min
     assert np.all(np.exp(out["post_g0_logvar"]) >= 1e-4 * (1 - 1e-5))
 
@@ -260,7 +263,7 @@ def test_prior_sample_dataset_picks_the_readout(multi):
     assert first["output_dist_params"].shape == (B, T, td.MULTI_DIMS["set0"])
     assert second["output_dist_params"].shape == (B, T, td.MULTI_DIMS["set1"])
     assert first["factors"].shape == (B, T, td.MULTI_FACTORS)
-    with pytest.raises(run_lfads.UsageError, match="prior_sample_dataset=nope"):
+    with pytest.raises(errors.UsageError, match="prior_sample_dataset=nope"):
         td.run(base + ["--prior_sample_dataset=nope"])
 
 
@@ -317,11 +320,11 @@ def test_no_checkpoint_is_a_one_line_error(model, tmp_path):
     os.makedirs(empty)
     flags = [f for f in model["flags"] if not f.startswith("--lfads_save_dir")]
     for kind in ("posterior_push_mean", "write_model_params"):
-        with pytest.raises(utils.LfadsError) as err:
+        with pytest.raises(errors.LfadsError) as err:
             td.run(flags + ["--lfads_save_dir=" + empty, "--kind=" + kind])
         msg = str(err.value)
         assert "\n" not in msg and empty in msg and "no checkpoint" in msg
-    with pytest.raises(utils.LfadsError, match="checkpoint_lve"):
+    with pytest.raises(errors.LfadsError, match="checkpoint_lve"):
         td.run(flags + ["--lfads_save_dir=" + empty,
                         "--kind=prior_sample", "--checkpoint_pb_load_name=checkpoint_lve"])
 
@@ -330,7 +333,7 @@ def test_no_checkpoint_is_a_one_line_error(model, tmp_path):
                                         ("--co_dim=0", "co_dim"),
                                         ("--output_dist=gaussian", "output_dist")])
 def test_architecture_mismatch_names_the_flag(model, flag, name):
-    with pytest.raises(utils.LfadsError) as err:
+    with pytest.raises(errors.LfadsError) as err:
         td.run(model["flags"] + ["--kind=posterior_push_mean", flag])
     msg = str(err.value)
     assert "\n" not in msg and name in msg, msg
@@ -345,3 +348,10 @@ def test_unseeded_run_after_seeded_training_in_the_same_process(model, tmp_path)
     td.run(model["flags"] + ["--kind=posterior_push_mean", "--ps_nexamples_to_process=2",
                              "--output_filename_stem=unseeded_"], default_seed=None)
     assert os.path.isfile(out_path(model, "unseeded_set0_valid_posterior_push_mean"))
+
+
+def test_every_kind_flag_value_has_an_evaluation_function():
+    """--kind's values are training plus the evaluation table's kinds, in one place each."""
+    from lfads_tf2.train import flags as run_flags
+    assert set(run_flags.KINDS) == {"train"} | set(kinds.KINDS)
+    assert all(callable(f) for f in kinds.KINDS.values())

@@ -1,4 +1,4 @@
-"""Issue 17: the four evaluation kinds on multi-session models (one file per session).
+"""The four evaluation kinds on multi-session models (one file per session).
 
 Three sessions of different widths with alignment matrices, a controller and a
 2-channel external input, trained one epoch; then the same with a causal
@@ -17,6 +17,7 @@ import background
 import conftest
 import lfads_testdata as td
 
+from lfads_tf2 import errors
 from lfads_tf2.train import checkpoints, steps
 import utils
 
@@ -98,7 +99,7 @@ def posterior_shapes(n, D):
     return {"prior_g0_mean": (n, Z), "prior_g0_logvar": (n, Z), "post_g0_mean": (n, Z),
             "post_g0_logvar": (n, Z), "gen_ics": (n, G), "controller_outputs": (n, T, U),
             "gen_states": (n, T, G), "factors": (n, T, F), "output_dist_params": (n, T, D),
-            "costs": (n,), "nll_bound_vaes": (n,), "nll_bound_iwaes": (n,),
+            "output_dist_mean": (n, T, D), "costs": (n,), "nll_bound_vaes": (n,), "nll_bound_iwaes": (n,),
             "train_steps": (n,)}
 
 
@@ -172,7 +173,7 @@ def test_other_sessions_data_do_not_change_a_session(model, tmp_path):
 def test_prior_sample_reads_out_through_each_session(model):
     save = model["save_dir"]
     if "--inject_ext_input_to_gen=true" in model["flags"]:
-        with pytest.raises(utils.LfadsError, match="inject_ext_input_to_gen"):
+        with pytest.raises(errors.LfadsError, match="inject_ext_input_to_gen"):
             td.run(model["flags"] + ["--kind=prior_sample"])
         return
     for name in (None, "s1", "s2"):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import lfads
-import run_lfads
+from lfads_tf2.train import hparams
 
 T, D = 7, 6
 
@@ -15,9 +15,9 @@ def _model(argv, seed=0, rnn="fused"):
     sizes = ["--ic_dim=3", "--ic_enc_dim=5", "--ci_enc_dim=4", "--con_dim=5", "--gen_dim=6",
              "--factors_dim=3", "--cell_clip_value=0.25", "--seed=%d" % seed]
     # later flags win: a config may override the sizes
-    hps = run_lfads.hps_from_argv(sizes + argv)
+    hps = hparams.hps_from_argv(sizes + argv)
     datasets = {"d": {"data_dim": D, "num_steps": T}}
-    run_lfads.add_derived_hps(hps, datasets)
+    hparams.add_derived_hps(hps, datasets)
     return hps, lfads.LFADS(hps, {"d": {"data_dim": D}}, init_seed=seed, rnn=rnn)
 
 

@@ -1,9 +1,9 @@
-"""Held-out neurons and forward prediction (issue "Modern LFADS", part 3).
+"""Held-out neurons and forward prediction.
 
 With `<split>_recon_data` [E, T + fp, N] beside `<split>_data` [E, T, D] the read-out
 predicts all N neurons and the generator runs T + fp steps (zero encoder and external
 inputs after T); the likelihood scores all of recon_data. Checked here: the forward
-pass against the NumPy reference of test_model_equations (extended by forward bins),
+pass against the NumPy reference of lfads_reference.py (extended by forward bins),
 the cost against a NumPy Poisson log-likelihood, the held-in-only path unchanged, the
 training/posterior/scoring commands end to end, and test_data validation. The two
 trained models are made by background jobs (tests/background.py) beside earlier tests.
@@ -18,26 +18,28 @@ import pytest
 import tensorflow as tf
 
 import lfads
-import run_lfads
+from lfads_tf2 import errors
+from lfads_tf2.train import hparams
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 import utils
-from lfads_tf2.train import checkpoints, steps, loop
-from lfads_tf2.evaluate import kinds
+from lfads_tf2.train import build, loop, steps
 from lfads_tf2.model import random_draws
 from lfads_tf2.score import lfads_score
 import background
 import lfads_testdata as td
-from test_model_equations import (RecordingRng, TINY, _close, np_forward_posterior_mean,
-                                  params_of)
+from lfads_reference import (RecordingRng, TINY, assert_close as _close,
+                             np_forward_posterior_mean, params_of)
 
 T, FP, D, N = 6, 3, 5, 7
 
 
 def make_heldout_model(argv, T=T, fp=FP, dims=None, seed=0, perturb=0.3, rnn="fused"):
     """Tiny model of datasets {name: (D, N)} with fp forward bins; every variable gets
-    N(0, perturb^2) added (seeded), as test_model_equations.make_model."""
+    N(0, perturb^2) added (seeded), as lfads_reference.make_model."""
     dims = dims or {"ds": (D, N)}
-    hps = run_lfads.hps_from_argv(list(argv))
-    hps = run_lfads.add_derived_hps(hps, {n: {"data_dim": d, "num_steps": T}
+    hps = hparams.hps_from_argv(list(argv))
+    hps = hparams.add_derived_hps(hps, {n: {"data_dim": d, "num_steps": T}
                                           for n, (d, _) in dims.items()})
     hps.fp_bins = fp
     hps.dataset_recon_dims = {n: nn for n, (_, nn) in dims.items()}
@@ -213,15 +215,15 @@ def test_heldin_only_forward_is_unchanged_by_a_target_equal_to_the_data(mode):
 
 
 def test_heldin_only_hps_and_architecture_record():
-    hps = run_lfads.add_derived_hps(run_lfads.hps_from_argv(TINY), {
+    hps = hparams.add_derived_hps(hparams.hps_from_argv(TINY), {
         "ds": {"train_data": np.zeros((4, T, D)), "data_dim": D, "num_steps": T}})
     assert hps.fp_bins == 0 and hps.dataset_recon_dims == {"ds": D}
-    arch = json.loads(checkpoints.architecture_json(hps))
+    arch = json.loads(build.architecture_json(hps))
     assert arch["dataset_recon_dims"] == arch["dataset_dims"] == {"ds": D}
     # hps of older runs (and of the original) have neither key
     del hps["fp_bins"], hps["dataset_recon_dims"]
     assert not steps.uses_recon(hps)
-    assert json.loads(checkpoints.architecture_json(hps))["dataset_recon_dims"] == {"ds": D}
+    assert json.loads(build.architecture_json(hps))["dataset_recon_dims"] == {"ds": D}
 
 
 # ------------------------------------------------------------------ data files
@@ -416,8 +418,8 @@ def test_lfads_score_names_the_missing_key(trained, tmp_path):
 
 
 def test_test_data_are_not_trained_on(trained):
-    hps = run_lfads.add_derived_hps(
-        run_lfads.hps_from_argv(trained["flags"]),
+    hps = hparams.add_derived_hps(
+        hparams.hps_from_argv(trained["flags"]),
         {"set0": dict(trained["data"], data_dim=6, num_steps=12)})
     arrays = loop.split_arrays({"set0": trained["data"]}, hps, "test")["set0"]
     assert set(arrays) == {"data"}
@@ -459,15 +461,15 @@ def _datasets(**changes):
 
 
 def _error(datasets, ext_input_dim=0):
-    with pytest.raises(utils.DataError) as info:
-        utils.validate_datasets(datasets, "poisson", ext_input_dim=ext_input_dim)
+    with pytest.raises(errors.DataError) as info:
+        checks.validate_datasets(datasets, observation.for_dist("poisson"), ext_input_dim=ext_input_dim)
     text = str(info.value)
     assert "\n" not in text
     return text
 
 
 def test_test_data_validation_is_one_line_naming_file_and_key():
-    utils.validate_datasets(_datasets(), "poisson")
+    checks.validate_datasets(_datasets(), observation.for_dist("poisson"))
     good = _datasets()["set0"]["test_data"]
     assert _error(_datasets(test_data=good[:, :-1])).startswith(
         "/data/set0: test_data: shape (3, 11, 6) does not match train_data (5, 12, 6)")
@@ -516,7 +518,7 @@ def test_sessions_must_share_the_forward_bins():
     d = make_heldout_dataset(fp=0, N=8, n_train=5, n_valid=4, n_test=0)
     e = make_heldout_dataset(fp=0, N=6, n_train=5, n_valid=4, n_test=0)
     d[utils.PATH_KEY], e[utils.PATH_KEY] = "/d", "/e"
-    utils.validate_datasets({"d": d, "e": e}, "poisson")
+    checks.validate_datasets({"d": d, "e": e}, observation.for_dist("poisson"))
 
 
 # ------------------------------------------------------------------ with CD and SV

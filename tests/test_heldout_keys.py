@@ -1,11 +1,14 @@
 """The optional data keys of held-out neurons, forward bins and conditions:
-`<split>_recon_data` (checked by utils.validate_datasets, so by every run_lfads load) and
+`<split>_recon_data` (checked by checks.validate_datasets, so by every run_lfads load) and
 `condition_labels_<split>` (checked for scoring only), with one-line errors naming file,
 key and problem."""
 import numpy as np
 import pytest
 
+from lfads_tf2 import errors
 import utils
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 
 T, T_FP, N_IN, N_OUT = 6, 2, 3, 2
 
@@ -22,12 +25,12 @@ def _datasets(seed=0):
 
 
 def _error(datasets, output_dist="poisson", labels=False):
-    with pytest.raises(utils.DataError) as info:
+    with pytest.raises(errors.DataError) as info:
         if labels:
-            utils.validate_heldout_keys("/data/set0", datasets["set0"], output_dist,
+            checks.validate_heldout_keys("/data/set0", datasets["set0"], observation.for_dist(output_dist),
                                         labels=True)
         else:
-            utils.validate_datasets(datasets, output_dist)
+            checks.validate_datasets(datasets, observation.for_dist(output_dist))
     text = str(info.value)
     assert "\n" not in text
     return text
@@ -35,7 +38,7 @@ def _error(datasets, output_dist="poisson", labels=False):
 
 def test_valid_keys_pass_and_the_model_shapes_stay_those_of_the_data():
     datasets = _datasets()
-    utils.validate_datasets(datasets, "poisson")
+    checks.validate_datasets(datasets, observation.for_dist("poisson"))
     assert datasets["set0"]["data_dim"] == N_IN and datasets["set0"]["num_steps"] == T
 
 
@@ -62,7 +65,7 @@ def test_recon_data_are_counts_for_poisson():
     ds["set0"]["valid_recon_data"] = ds["set0"]["valid_recon_data"].astype(np.float64)
     ds["set0"]["valid_recon_data"][2, T + 1, N_IN] += 0.5  # a held-out neuron, forward bin
     assert "valid_recon_data: non-integer counts" in _error(ds)
-    utils.validate_datasets(ds, "gaussian")  # real values are fine for Gaussian data
+    checks.validate_datasets(ds, observation.for_dist("gaussian"))  # real values are fine for Gaussian data
 
 
 def test_both_splits_have_recon_data_of_one_extent():
@@ -81,10 +84,10 @@ def test_condition_labels_have_one_label_per_trial():
     ds["set0"]["condition_labels_valid"] = np.arange(3)
     assert _error(ds, labels=True) == ("/data/set0: condition_labels_valid: expected shape "
                                        "(4,) = [trials of valid_data], got (3,)")
-    utils.validate_datasets(ds, "poisson")  # training does not use them
+    checks.validate_datasets(ds, observation.for_dist("poisson"))  # training does not use them
     ds = _datasets()
     ds["set0"]["condition_labels_train"] = np.array([0.0, 1.0, np.nan, 0.0, 1.0])
     assert "condition_labels_train: NaN or inf" in _error(ds, labels=True)
     ds = _datasets()
     ds["set0"]["condition_labels_train"] = np.array([b"a", b"b", b"a", b"c", b"a"])
-    utils.validate_heldout_keys("/data/set0", ds["set0"], "poisson", labels=True)
+    checks.validate_heldout_keys("/data/set0", ds["set0"], observation.for_dist("poisson"), labels=True)

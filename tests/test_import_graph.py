@@ -212,3 +212,66 @@ def test_only_the_search_driver_imports_ray():
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 importers.add(module)
     assert importers == {"lfads_tf2.search.lfads_tune", "lfads_tf2.search.history"}, importers
+
+
+# The layers, lowest first: a module imports only modules of its own layer or below,
+# so the data's path (data -> model -> train -> evaluate -> score) never turns back.
+LAYERS = [
+    ("errors", ["lfads_tf2", "lfads_tf2.errors", "lfads_tf2.cli"]),
+    ("file formats", ["utils"]),
+    ("data", ["lfads_tf2.data", "synth_data"]),
+    ("model", ["distributions", "lfads_tf2.model", "lfads"]),
+    ("train", ["lfads_tf2.train"]),
+    ("evaluate", ["lfads_tf2.evaluate"]),
+    ("score", ["lfads_tf2.score"]),
+    ("search and ensembles", ["lfads_tf2.search", "lfads_tf2.ensemble"]),
+    ("command", ["run_lfads"]),
+    ("scripts", ["scripts"]),
+]
+
+
+def layer_of(module):
+    """Index in LAYERS of the longest prefix that names the module, or None."""
+    best = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[1]:
+                    best = (index, len(prefix))
+    return None if best is None else best[0]
+
+
+def upward_imports(graph):
+    """["a (layer) imports b (higher layer) at line n", ...]."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        for target, line in sorted(targets.items()):
+            if layer_of(target) > layer_of(module):
+                found.append("%s (%s) imports %s (%s) at line %d" % (
+                    module, LAYERS[layer_of(module)][0], target,
+                    LAYERS[layer_of(target)][0], line))
+    return found
+
+
+def test_every_module_has_a_layer():
+    graph, _ = import_graph(ROOT)
+    assert [m for m in graph if layer_of(m) is None] == []
+
+
+def test_nothing_imports_upward():
+    graph, _ = import_graph(ROOT)
+    assert upward_imports(graph) == [], "\n".join(upward_imports(graph))
+
+
+def test_an_upward_import_is_found():
+    graph = {"lfads_tf2.data.binning": {"lfads_tf2.model.layers": 4},
+             "lfads_tf2.model.layers": {"lfads_tf2.errors": 2}}
+    assert upward_imports(graph) == [
+        "lfads_tf2.data.binning (data) imports lfads_tf2.model.layers (model) at line 4"]
+
+
+def test_no_library_module_imports_the_run_lfads_script():
+    graph, _ = import_graph(ROOT)
+    library = [m for m in graph if m.split(".")[0] in ("lfads_tf2", "lfads", "utils",
+                                                     "distributions", "synth_data")]
+    assert [m for m in library if "run_lfads" in graph[m]] == []

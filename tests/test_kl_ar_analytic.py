@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import distributions as dist
 import lfads
-import run_lfads
+from lfads_tf2.train import hparams
 import background
 import lfads_testdata as td
 
@@ -125,8 +125,8 @@ def test_gradients_flow_to_the_posterior_and_the_prior():
 
 
 def _model(extra_flags):
-    hps = run_lfads.hps_from_argv(td.TINY_MODEL + ["--co_dim=2"] + extra_flags)
-    hps = run_lfads.add_derived_hps(hps, {"ds": {"data_dim": 7, "num_steps": 9}})
+    hps = hparams.hps_from_argv(td.TINY_MODEL + ["--co_dim=2"] + extra_flags)
+    hps = hparams.add_derived_hps(hps, {"ds": {"data_dim": 7, "num_steps": 9}})
     return hps, lfads.LFADS(hps, {"ds": {"data_dim": 7}}, init_seed=0)
 
 

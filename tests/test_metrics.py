@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from lfads_tf2 import errors
 from lfads_tf2.score import metrics, rate_r2, lfads_score
 from lfads_tf2.score.output_files import InputError
 import utils
@@ -294,7 +295,7 @@ def test_missing_keys_are_named_in_one_line(tmp_path):
 
 def _error_of(out_path, data_path, **kwargs):
     """The one-line message score_files raises."""
-    with pytest.raises((InputError, utils.DataError)) as info:
+    with pytest.raises((InputError, errors.DataError)) as info:
         lfads_score.score_files(out_path, data_path, **kwargs)
     text = str(info.value)
     assert "\n" not in text
@@ -329,13 +330,13 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         "error: --split=tset: expected train, valid or test")
 
 
-def test_gaussian_outputs_get_r2_but_no_bits_per_spike(tmp_path):
+def test_gaussian_outputs_get_r2_and_bits_per_entry_but_no_bits_per_spike(tmp_path):
     data_path, data = _write_data(tmp_path)
     means = data["valid_truth"] / data["conversion_factor"]
     params = np.concatenate([means, np.ones_like(means)], axis=-1)
     out_path = _write_output(tmp_path, params)
     result = lfads_score.score_files(out_path, data_path, dist="gaussian")
-    assert sorted(result["metrics"]) == ["psth_r2", "rate_r2"]
+    assert sorted(result["metrics"]) == ["co_bpe", "fp_bpe", "psth_r2", "rate_r2"]
     assert "poisson" in result["not_computed"]["co_bps"]
     with pytest.raises(InputError, match="co_bps cannot be computed"):
         lfads_score.score_files(out_path, data_path, wanted=("co_bps",))

@@ -1,4 +1,4 @@
-"""Issue 6: non-finite training steps are skipped, counted, and recovered from.
+"""Non-finite training steps are skipped, counted, and recovered from.
 
 The four training runs (each with a compiled step made to report non-finite steps on
 given calls) are one background job (tests/background.py) beside earlier tests; it keeps
@@ -14,8 +14,8 @@ import tensorflow as tf
 
 import background
 import lfads_testdata as td
+from lfads_tf2 import errors
 from lfads_tf2.train import steps
-import utils
 
 
 @contextlib.contextmanager
@@ -78,7 +78,7 @@ def nonfinite_runs(root):
         try:
             with _flaky_steps(bad_calls), contextlib.redirect_stdout(out):
                 bundle = td.run(_argv(data, save, epochs, extra))
-        except utils.LfadsError as e:
+        except errors.LfadsError as e:
             results[case] = {"error": (type(e).__name__, str(e)), "stdout": out.getvalue()}
             continue
         results[case] = {"stdout": out.getvalue(),

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT
 import lfads_testdata
+from lfads_tf2 import errors
 import utils
 
 pynwb = pytest.importorskip("pynwb")
@@ -161,7 +162,7 @@ ALIGN = dict(align_field="move_onset_time", window_ms=(-250, 450))
 def test_bad_input_is_one_line_naming_file_and_key(make, options, message, tmp_path):
     path = tmp_path / "bad.nwb"
     write_nwb(path, n_trials=12, **make)
-    with pytest.raises(utils.DataError) as err:
+    with pytest.raises(errors.DataError) as err:
         convert(path, **options)
     assert str(err.value).startswith(str(path) + ": ")
     assert message in str(err.value) and "\n" not in str(err.value)

@@ -197,7 +197,7 @@ def _write_h5(path, arrays):
 
 
 def _fake_files(tmp_path, gaussian=False, itb=False, e_out=5, e_data=5):
-    """A data file and a posterior_sample_and_average file with the keys of spec §10.2."""
+    """A data file and a posterior_sample_and_average file with the keys run_lfads writes."""
     rng = np.random.default_rng(6)
     t, d, f, u, g, z = 30, 6, 3, 1, 8, 4
     # Trials beyond e_data exist only in the output (the mismatched-count error case).

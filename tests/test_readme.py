@@ -18,9 +18,9 @@ def test_flag_table_is_current():
 
 
 def test_flag_table_lists_every_flag_with_default():
-    import run_lfads
+    from lfads_tf2.train import flags as run_flags
     table = open(os.path.join(ROOT, "docs", "flags.md")).read()
-    for name in run_lfads.defined_flag_names():
+    for name in run_flags.defined_flag_names():
         assert "| `--%s` |" % name in table
     assert "| `--co_dim` | int | `1` |" in table
     assert "| `--do_causal_controller` | bool | `false` |" in table

@@ -1,6 +1,5 @@
-"""Issue 5: every command of the original README runs (tiny data, tiny models, 1 epoch).
-
-Issue 17: the evaluation commands run on every example, multi-session included.
+"""Every command of the original README runs (tiny data, tiny models, 1 epoch), and
+the evaluation commands run on every example, multi-session included.
 
 The default test runs scripts/run_readme_examples.sh as a background job
 (tests/background.py: started when the tests are collected, beside the tests before this

@@ -14,8 +14,10 @@ import pytest
 
 from conftest import ROOT
 import lfads_testdata as td
-import run_lfads
-import utils
+from lfads_tf2 import errors
+from lfads_tf2.train import hparams
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 from lfads_tf2.search import lfads_tune, space as search_space, trial as search_trial
 from lfads_tf2.model import tunables
 
@@ -32,7 +34,7 @@ def data_dir(tmp_path_factory):
 
 
 def _base(data_dir, save_dir, extra=()):
-    return run_lfads.hps_from_argv(
+    return hparams.hps_from_argv(
         td.TINY_NO_CONTROLLER + ["--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
                                  "--lfads_save_dir=" + save_dir, "--max_epochs=2",
                                  "--seed=3"] + list(extra))
@@ -126,7 +128,7 @@ def test_bad_spaces_are_one_line_errors_before_ray(data_dir, tmp_path, text, set
     ({"num_cpus": 2, "ray_address": "127.0.0.1:6379"}, [], "--num_cpus: only for a Ray"),
 ])
 def test_bad_settings_are_one_line_errors(data_dir, tmp_path, settings, extra, message):
-    with pytest.raises((lfads_tune.SearchError, run_lfads.UsageError)) as e:
+    with pytest.raises((lfads_tune.SearchError, errors.UsageError)) as e:
         _prepare(data_dir, tmp_path, "keep_prob: {uniform: [0.7, 1.0]}\n", extra=extra,
                  **settings)
     assert message in str(e.value)
@@ -182,7 +184,7 @@ PERTURBED = {"learning_rate_init": 0.012, "keep_prob": 0.8, "cd_rate": 0.3,
 def _trial(base, datasets, config, save_dir, max_epochs):
     hps = search_trial.trial_hps(base, config, save_dir, ALL, report_every=1)
     hps.max_epochs = max_epochs
-    run_lfads.add_derived_hps(hps, datasets)
+    hparams.add_derived_hps(hps, datasets)
     return hps
 
 
@@ -193,7 +195,7 @@ def source_trial(data_dir, tmp_path_factory):
     process's graph cache holding its graph."""
     root = tmp_path_factory.mktemp("trials")
     base = _base(data_dir, str(root / "unused"))
-    datasets, _ = utils.load_datasets(data_dir, td.STEM, "poisson")
+    datasets, _ = checks.load_datasets(data_dir, td.STEM, observation.for_dist("poisson"))
     hps = _trial(base, datasets, SOURCE, str(root / "A"), 2)
     exported, reports = [], []
 
@@ -298,12 +300,12 @@ def test_a_trial_resumed_from_its_own_checkpoint_keeps_its_learning_rate(source_
 
 def test_graph_key_ignores_only_what_the_graph_reads_from_variables(source_trial):
     hps = source_trial["hps"]
-    other = run_lfads.HParams(hps, keep_prob=0.5, lfads_save_dir="/elsewhere", seed=9,
+    other = hparams.HParams(hps, keep_prob=0.5, lfads_save_dir="/elsewhere", seed=9,
                               learning_rate_init=0.1, do_reset_learning_rate=True)
     assert search_trial.graph_key(other) == search_trial.graph_key(hps)
-    assert search_trial.graph_key(run_lfads.HParams(hps, gen_dim=48)) != \
+    assert search_trial.graph_key(hparams.HParams(hps, gen_dim=48)) != \
         search_trial.graph_key(hps)
-    assert search_trial.graph_key(run_lfads.HParams(hps, search_keys=[])) != \
+    assert search_trial.graph_key(hparams.HParams(hps, search_keys=[])) != \
         search_trial.graph_key(hps)
 
 

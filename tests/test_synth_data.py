@@ -1,4 +1,4 @@
-"""Tests of the synthetic data generators (spec §11, check values of §15)."""
+"""Tests of the synthetic data generators, with check values of the original's."""
 import os
 import re
 import shutil
@@ -20,7 +20,7 @@ from synth_data.itb_rnn import (DEFAULT_WEIGHTS_PATH, integration_quality, itb_t
                                 load_itb_weights, run_itb_rnn)
 
 SCRIPT = os.path.join(REPO_ROOT, "synth_data", "run_generate_synth_data.sh")
-# The shell script's settings shared by the three big single-session chaotic sets (spec §11.5).
+# The shell script's settings shared by the three big single-session chaotic sets.
 FULL = dict(synth_data_seed=5, T=1.0, C=400, N=50, S=50, train_percentage=0.8, nreplications=10,
             x0_std=1.0, tau=0.025, dt=0.01, max_firing_rate=30.0)
 CHAOTIC_KEYS = {"train_truth", "valid_truth", "input_train_truth", "input_valid_truth",
@@ -49,7 +49,7 @@ def small_chaotic(**kwargs):
     return chaotic_mod.generate_chaotic_rnn_datasets(**args)
 
 
-# ----------------------------------------------------------------------------- check values (§15)
+# ------------------------------------------------------------------ check values of the original
 
 def test_seed5_first_weight():
     assert np.random.RandomState(5).randn() == 0.44122748688504143
@@ -297,7 +297,7 @@ def test_labeled_ext_input_is_label_and_rates_follow_it():
     assert np.issubdtype(d["train_ext_input"].dtype, np.integer)
     assert np.issubdtype(d["train_data"].dtype, np.signedinteger)
 
-    # Independent re-derivation of the draw order of spec §11.4.
+    # Independent re-derivation of the original generate_labeled_rnn_data.py's draw order.
     E = C * nrep
     rng = np.random.RandomState(5)
     label = rng.randint(2, size=E)
@@ -351,7 +351,7 @@ def test_itb_generator():
     assert np.issubdtype(d["train_data"].dtype, np.signedinteger)
     assert d["train_inputs_u"].shape == (24, 100, 1)
     assert d["train_outputs_u"].shape == (24, 100)
-    assert d["conversion_factor"] == pytest.approx(0.3)  # mfr * dt, the ITB convention (Q19)
+    assert d["conversion_factor"] == pytest.approx(0.3)  # mfr * dt: the others' reciprocal
     assert d["u_std"] == 0.25 and d["max_firing_rate"] == 30.0
     # Inputs: one sequence per condition from RandomState(seed + 1), shared by its replications.
     u_cxt = np.random.RandomState(6).randn(C, 100) * 0.25

@@ -12,6 +12,8 @@ from conftest import ROOT
 from lfads_tf2.score import lfads_score
 from synth_data import generate_nlb_style_data as nlb_mod
 import utils
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 
 SMALL = dict(synth_data_seed=5, T=0.5, T_forward=0.1, C=6, N=14, n_heldout=4,
              nreplications=10, train_percentage=0.8, g=1.5, dt=0.01)
@@ -48,7 +50,7 @@ def test_keys_shapes_and_the_held_in_part(full):
     assert np.array_equal(full["condition_labels_valid"], full["valid_inds"] // 10)
     assert full["conversion_factor"] == pytest.approx(1.0 / 0.3)
     # the data pass the checks of every run_lfads load
-    utils.validate_datasets({"d": dict(full)}, "poisson")
+    checks.validate_datasets({"d": dict(full)}, observation.for_dist("poisson"))
 
 
 def test_trials_of_a_condition_share_their_rates_until_the_noise(full):

@@ -5,13 +5,14 @@ import os
 import subprocess
 import sys
 
+from lfads_tf2.train import runtime
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROBE = r"""
-import json, sys
-sys.path.insert(0, %r)
-import run_lfads
-run_lfads.configure_threads(1, 0)
+import json
+from lfads_tf2.train import runtime
+runtime.configure_threads(1, 0)
 import tensorflow as tf
 from tensorflow.python.eager import context
 (tf.constant([[1.0]]) @ tf.constant([[2.0]])).numpy()  # the context has started
@@ -26,8 +27,11 @@ print("RESULT " + json.dumps(dict(
 
 def test_run_configures_threads_and_one_round_of_graph_optimization():
     from tensorflow.core.protobuf import rewriter_config_pb2 as rc
-    out = subprocess.run([sys.executable, "-c", PROBE % ROOT], capture_output=True,
-                         text=True, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    # this checkout first on PYTHONPATH, as conftest.py puts it first for the tests
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True,
+                         text=True, check=True, env=env)
     line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")][-1]
     got = json.loads(line[len("RESULT "):])
     assert got["iterations"] == rc.RewriterConfig.ONE
@@ -44,9 +48,8 @@ def test_run_configures_threads_and_one_round_of_graph_optimization():
 def test_graph_optimizer_leaves_a_started_context_alone():
     import tensorflow as tf
     from tensorflow.python.eager import context
-    import run_lfads
     tf.constant(1.0).numpy()  # started in this test process
     before = context.context()._config
-    run_lfads.configure_graph_optimizer(tf)
+    runtime.configure_graph_optimizer(tf)
     assert context.context()._config is before
     tf.config.optimizer.set_experimental_options({"layout_optimizer": None})

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 import lfads_testdata as td
-import run_lfads
+from lfads_tf2.train import hparams
 from lfads_tf2.search import lfads_tune, history as search_history
 from lfads_tf2.model import tunables
 
@@ -60,7 +60,7 @@ def _search(data_dir, out, space_text, extra=(), **settings):
     space = os.path.join(os.path.dirname(out), "space.yaml")
     with open(space, "w") as f:
         f.write(space_text)
-    hps = run_lfads.hps_from_argv(TRIAL_FLAGS + [
+    hps = hparams.hps_from_argv(TRIAL_FLAGS + [
         "--data_dir=" + data_dir, "--data_filename_stem=" + td.STEM,
         "--lfads_save_dir=" + out] + list(extra))
     plan = lfads_tune.prepare(hps, dict(

@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import utils
-from utils import DataError
-
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
+from lfads_tf2 import errors
+from lfads_tf2.errors import DataError
 STEM = "stem"
 
 
@@ -147,14 +149,15 @@ def test_stem_matching_naming_and_order(tmp_path):
 
 
 def test_stem_prefix_pitfall(tmp_path):
-    # Spec §3.2: a stem that prefixes another data set's stem also loads that data set.
+    # As the original's read_datasets: a stem that prefixes another data set's stem also
+    # loads that data set.
     utils.write_data(str(tmp_path / "chaotic_rnn_no_inputs_dataset_N50"), good_dict())
     utils.write_data(str(tmp_path / "chaotic_rnn_no_inputs_gaussian_dataset_N50"),
                      good_dict(dtype=np.float64))
     datasets = utils.read_datasets(str(tmp_path), "chaotic_rnn_no_inputs")
     assert list(datasets) == ["dataset_N50", "gaussian_dataset_N50"]
     # The load note lists both, so the user can see the unintended match.
-    _, notes = utils.load_datasets(str(tmp_path), "chaotic_rnn_no_inputs", "poisson")
+    _, notes = checks.load_datasets(str(tmp_path), "chaotic_rnn_no_inputs", observation.for_dist("poisson"))
     assert "dataset_N50, gaussian_dataset_N50" in notes[0]
     # The separator is any single character, not only '_'.
     other = tmp_path / "o"
@@ -307,7 +310,7 @@ def test_validate_errors_are_one_line_with_file_and_key(tmp_path, case):
     path = write_one(tmp_path, "sess", data)
     datasets = utils.read_datasets(str(tmp_path), STEM)
     with pytest.raises(DataError) as ei:
-        utils.validate_datasets(datasets, output_dist, **kwargs)
+        checks.validate_datasets(datasets, observation.for_dist(output_dist), **kwargs)
     assert_one_line_error(ei, path + ": " + key + ": ", fragment)
 
 
@@ -315,20 +318,19 @@ def test_validate_T_differs_across_files(tmp_path):
     p1 = write_one(tmp_path, "a", good_dict(t=5))
     p2 = write_one(tmp_path, "b", good_dict(t=7))
     with pytest.raises(DataError) as ei:
-        utils.load_datasets(str(tmp_path), STEM, "poisson")
+        checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"))
     assert_one_line_error(ei, p1, p2, "train_data", "T=7", "T=5")
 
 
-def test_validate_unknown_output_dist(tmp_path):
-    write_one(tmp_path, "a", good_dict())
-    with pytest.raises(DataError) as ei:
-        utils.load_datasets(str(tmp_path), STEM, "bernoulli")
-    assert_one_line_error(ei, "--output_dist=bernoulli")
+def test_validate_unknown_output_dist():
+    with pytest.raises(errors.UsageError) as ei:
+        observation.for_dist("bernoulli")
+    assert_one_line_error(ei, "--output_dist=bernoulli", "expected one of poisson, gaussian")
 
 
 def test_validate_in_memory_dicts_use_dataset_name():
     with pytest.raises(DataError) as ei:
-        utils.validate_datasets({"sess": {"train_data": np.zeros((2, 3, 4))}}, "gaussian")
+        checks.validate_datasets({"sess": {"train_data": np.zeros((2, 3, 4))}}, observation.for_dist("gaussian"))
     assert_one_line_error(ei, "<dataset sess>: valid_data: missing")
 
 
@@ -338,13 +340,13 @@ def test_validate_in_memory_dicts_use_dataset_name():
 
 def test_notes_gaussian_on_int_and_poisson_on_whole_floats(tmp_path):
     write_one(tmp_path, "a", good_dict(dtype=np.int16))
-    _, notes = utils.load_datasets(str(tmp_path), STEM, "gaussian")
+    _, notes = checks.load_datasets(str(tmp_path), STEM, observation.for_dist("gaussian"))
     assert any("train_data: integer data are treated as real values for "
                "--output_dist=gaussian" in n for n in notes)
 
     other = tmp_path / "f"
     write_one(other, "a", good_dict(dtype=np.float32))
-    datasets, notes = utils.load_datasets(str(other), STEM, "poisson")
+    datasets, notes = checks.load_datasets(str(other), STEM, observation.for_dist("poisson"))
     assert any("stem_a: valid_data:" in n and "treated as counts" in n for n in notes)
     assert all("\n" not in n for n in notes)
     assert datasets["a"]["data_dim"] == 3
@@ -358,11 +360,11 @@ def test_accepts_full_valid_file_and_ignores_extras(tmp_path):
                 train_truth=np.zeros((8, 5, 3)), conversion_factor=3.3,
                 condition_labels_train=np.array([b"a", b"b"], dtype=object))
     write_one(tmp_path, "a", data)
-    _, notes = utils.load_datasets(str(tmp_path), STEM, "poisson", ext_input_dim=2,
+    _, notes = checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"), ext_input_dim=2,
                                    factors_dim=4, batch_size=6)
     assert len(notes) == 1  # only the 'loaded' note
     # ext input present but ext_input_dim=0: fine, with a note.
-    _, notes = utils.load_datasets(str(tmp_path), STEM, "poisson")
+    _, notes = checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"))
     assert any("train_ext_input: ignored" in n for n in notes)
 
 
@@ -370,7 +372,7 @@ def test_bias_without_matrix_is_a_note(tmp_path):
     data = good_dict()
     data["alignment_bias_c"] = np.zeros(3)
     write_one(tmp_path, "a", data)
-    _, notes = utils.load_datasets(str(tmp_path), STEM, "poisson")
+    _, notes = checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"))
     assert any("alignment_bias_c: ignored because alignment_matrix_cxf is absent" in n
                for n in notes)
 
@@ -378,14 +380,14 @@ def test_bias_without_matrix_is_a_note(tmp_path):
 def test_batch_size_only_checked_for_train(tmp_path):
     write_one(tmp_path, "a", good_dict())
     for kind in ("posterior_sample_and_average", "posterior_push_mean", "prior_sample"):
-        utils.load_datasets(str(tmp_path), STEM, "poisson", batch_size=100, kind=kind)
+        checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"), batch_size=100, kind=kind)
     # E == B is enough: our batching pads, it does not need E > B.
-    utils.load_datasets(str(tmp_path), STEM, "poisson", batch_size=6)
+    checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"), batch_size=6)
 
 
 def test_loaded_datasets_can_be_written_back(tmp_path):
     write_one(tmp_path, "a", good_dict())
-    datasets, _ = utils.load_datasets(str(tmp_path), STEM, "poisson")
+    datasets, _ = checks.load_datasets(str(tmp_path), STEM, observation.for_dist("poisson"))
     out = tmp_path / "out"
     utils.write_datasets(str(out), STEM, datasets)
     back = utils.read_datasets(str(out), STEM)
@@ -449,7 +451,7 @@ def dataset_files(draw):
             inject = draw(st.sampled_from(["nan", "neg", "frac"])) if draw(rare) else None
             data[key] = _random_array(rng, draw(st.sampled_from(DTYPES)), shape, inject)
         files.append(data)
-    flags = dict(output_dist=draw(st.sampled_from(["poisson", "gaussian"])),
+    flags = dict(observation=observation.for_dist(draw(st.sampled_from(["poisson", "gaussian"]))),
                  ext_input_dim=draw(st.sampled_from([0, ext_dim])),
                  factors_dim=draw(st.sampled_from([None, f, f, f + 1])),
                  batch_size=draw(st.sampled_from([None, 1, 3, 6])),
@@ -470,7 +472,7 @@ def test_property_loads_or_raises_one_line_data_error(case):
             else:
                 utils.write_data(path, data)
         try:
-            datasets, notes = utils.load_datasets(folder, STEM, **flags)
+            datasets, notes = checks.load_datasets(folder, STEM, **flags)
         except DataError as e:
             msg = str(e)
             assert "\n" not in msg and "\r" not in msg and msg.count(": ") >= 2, msg
@@ -480,7 +482,7 @@ def test_property_loads_or_raises_one_line_data_error(case):
             e, t, dd = d["train_data"].shape
             assert min(e, t, dd) > 0 and d["num_steps"] == t and d["data_dim"] == dd
             assert np.isfinite(d["train_data"]).all()
-            if flags["output_dist"] == "poisson":
+            if flags["observation"].counts:
                 assert (d["train_data"] >= 0).all() and (d["valid_data"] >= 0).all()
         assert all(isinstance(n, str) and "\n" not in n for n in notes)
 

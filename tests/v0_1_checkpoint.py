@@ -27,6 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import conftest
 import lfads_testdata as td
 import utils
+from lfads_tf2.train import hparams
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 
 OUT = os.path.join(HERE, "v0_1")
 DATA, SAVE = os.path.join(OUT, "data"), os.path.join(OUT, "save")
@@ -54,15 +57,14 @@ def posterior_means(save_dir):
     """{"<dataset>/factors" or "/output_dist_params": valid-split arrays} of the
     checkpoint in save_dir, at the posterior means (g0 and u_t)."""
     from lfads_tf2.evaluate import kinds
-    import run_lfads
-    from lfads_tf2.train import checkpoints, steps
-    hps = run_lfads.hps_from_argv(FLAGS + ["--lfads_save_dir=" + save_dir,
+    from lfads_tf2.train import build, checkpoints, steps
+    hps = hparams.hps_from_argv(FLAGS + ["--lfads_save_dir=" + save_dir,
                                            "--kind=posterior_push_mean"])
-    datasets, _ = utils.load_datasets(hps.data_dir, hps.data_filename_stem,
-                                      hps.output_dist, ext_input_dim=hps.ext_input_dim,
+    datasets, _ = checks.load_datasets(hps.data_dir, hps.data_filename_stem,
+                                      observation.for_dist(hps.output_dist), ext_input_dim=hps.ext_input_dim,
                                       factors_dim=hps.factors_dim, kind=hps.kind)
-    run_lfads.add_derived_hps(hps, datasets)
-    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    hparams.add_derived_hps(hps, datasets)
+    bundle = build.bundle(hps, build.datasets_info(datasets))
     checkpoints.restore(bundle, hps, save_dir, None, required=True)
     out = {}
     fn = kinds.make_posterior_fn(bundle, hps, "posterior_mean", 1)

@@ -9,13 +9,14 @@ process that imported TensorFlow, NumPy and h5py once and forks a child per comm
 
 Each command is still a process of its own: the child gets the client's stdin, stdout
 and stderr (passed over the Unix socket), working folder and environment, runs
-`script.py args` or `-m module args` as its `__main__` with the sys.argv and sys.path[0]
-Python would give it, and the client exits with the child's status (a child killed by a
-signal kills the client with it). What differs from a cold `python`: the modules above
-are already imported (TensorFlow with the environment the server started with; a
-PYTHONPATH of the command's applies to every other import), so import-time behaviour is
-not what a test through this interpreter checks. Interpreter options (`-c`, `-u`, ...)
-run a cold interpreter.
+`script.py args` or `-m module args` as its `__main__` with the argv and module search
+path Python would give it (conftest.set_command_search_path), and the client exits with
+the child's status (a child killed by a signal kills the client with it). What differs from
+a cold `python`: the modules above are already imported (TensorFlow with the
+environment the server started with; a PYTHONPATH of the command's applies to every
+other import), and so are pytest and tests/conftest.py, so import-time behaviour is not
+what a test through this interpreter checks. Interpreter options (`-c`, `-u`, ...) run
+a cold interpreter.
 
 `start(folder)` starts a server and writes an executable `folder/python` that runs the
 client, for scripts that take the interpreter from $PYTHON; `.python()` waits for the
@@ -96,10 +97,6 @@ def _recv_request(conn):
     return json.loads(body), fds
 
 
-def _python_path(env):
-    return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-
-
 def _print_exception(e):
     """The traceback Python prints, without this module's and runpy's frames."""
     tb = e.__traceback__
@@ -113,6 +110,7 @@ def _run_command(request, fds, base_path):
     """In the forked child: becomes `python argv...` and never returns."""
     import atexit
     import runpy
+    import conftest
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -137,8 +135,7 @@ def _run_command(request, fds, base_path):
     else:
         first = os.getcwd()
         sys.argv = ["-m"] + rest  # runpy puts the module's file in argv[0]
-    # as Python builds it: the script's folder (or the working folder), PYTHONPATH, the rest
-    sys.path[:] = [first] + _python_path(request["env"]) + base_path
+    conftest.set_command_search_path(first, request["env"], base_path)
     code = 0
     try:
         try:
@@ -207,6 +204,11 @@ def _handle(conn, base_path):
 
 
 def serve(sock_path):
+    # first, while the module search path is still the one the interpreter built: the
+    # end of every command's path (each puts its own first entry and PYTHONPATH in
+    # front; conftest.py is the one file of the tests that sets the path)
+    import conftest
+    base_path = conftest.interpreter_search_path()
     # TensorFlow's start-up chatter goes where a quiet import sends it
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -218,10 +220,6 @@ def serve(sock_path):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-    # sys.path without this file's folder and the server's PYTHONPATH: each command
-    # puts its own first entry and PYTHONPATH in front
-    server_pythonpath = _python_path(os.environ)
-    base_path = sys.path[1 + len(server_pythonpath):]
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)

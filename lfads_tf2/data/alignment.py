@@ -20,6 +20,7 @@ import sys
 import numpy as np
 from absl import flags
 
+from lfads_tf2 import errors
 import utils
 from lfads_tf2 import cli
 
@@ -51,7 +52,7 @@ FLAG_GROUPS = [("Alignment", ["factors_dim", "smooth_ms", "ridge"])]
 
 
 def _fail(path, key, problem):
-    return utils.DataError("%s: %s: %s" % (path, key, problem))
+    return errors.DataError("%s: %s: %s" % (path, key, problem))
 
 
 def _labels(data, path):
@@ -158,7 +159,7 @@ def main(argv):
 def console_main():
     """Entry point of the `lfads_align` console command."""
     cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
-            errors=(utils.DataError,))
+            errors=(errors.DataError,))
 
 
 if __name__ == "__main__":

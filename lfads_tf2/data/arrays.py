@@ -16,7 +16,7 @@ import sys
 import numpy as np
 from absl import flags
 
-import utils
+from lfads_tf2 import errors
 from lfads_tf2 import cli
 from lfads_tf2.data import converter_flags
 from lfads_tf2.data import recording
@@ -137,7 +137,7 @@ def main(argv):
 def console_main():
     """Entry point of the `lfads_from_arrays` console command."""
     cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
-            errors=(utils.DataError,))
+            errors=(errors.DataError,))
 
 
 if __name__ == "__main__":

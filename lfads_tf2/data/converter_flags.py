@@ -59,7 +59,7 @@ def options_from_flags(units="all"):
 def convert_main(argv, command, read, units="all"):
     """main of a converter: `command IN OUT`, read(IN) -> Recording, write OUT.
 
-    Returns the exit status 0; bad input raises cli.CommandError or utils.DataError
+    Returns the exit status 0; bad input raises cli.CommandError or errors.DataError
     (one line, status 2: see cli.run).
     """
     src, out = cli.positional_args(argv, ["the input file", "OUT_H5"], command)

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 from absl import flags
 
+from lfads_tf2 import errors
 import utils
 from lfads_tf2.data import binning
 from lfads_tf2 import cli
@@ -38,7 +39,7 @@ SEGMENT_KEYS = ("segment_start_bins", "overlap_bins", "recording_bins")
 
 
 def _fail(path, key, problem):
-    return utils.DataError("%s: %s: %s" % (path, key, problem))
+    return errors.DataError("%s: %s: %s" % (path, key, problem))
 
 
 def merge_outputs(data_path, outputs):
@@ -92,7 +93,7 @@ def main(argv):
 def console_main():
     """Entry point of the `lfads_merge` console command."""
     cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
-            errors=(utils.DataError,))
+            errors=(errors.DataError,))
 
 
 if __name__ == "__main__":

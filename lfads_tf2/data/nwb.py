@@ -11,7 +11,7 @@ import sys
 import numpy as np
 from absl import flags
 
-import utils
+from lfads_tf2 import errors
 from lfads_tf2 import cli
 from lfads_tf2.data import converter_flags
 from lfads_tf2.data import recording
@@ -103,7 +103,7 @@ def main(argv):
 def console_main():
     """Entry point of the `lfads_from_nwb` console command."""
     cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
-            errors=(utils.DataError,))
+            errors=(errors.DataError,))
 
 
 if __name__ == "__main__":

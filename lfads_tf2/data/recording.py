@@ -15,13 +15,14 @@ Trial-aligned data also get `align_times_s` [trials] (every trial, by number);
 chopped continuous data get what merging needs: `segment_start_bins` [segments],
 `overlap_bins`, `recording_bins` and `recording_start_s`.
 
-Every problem is a utils.DataError with one line '<file>: <key or flag>: <problem>'.
+Every problem is a errors.DataError with one line '<file>: <key or flag>: <problem>'.
 """
 import dataclasses
 from typing import Optional
 
 import numpy as np
 
+from lfads_tf2 import errors
 import utils
 from lfads_tf2.data import binning
 
@@ -63,7 +64,7 @@ class Options:
 
 def fail(path, key, problem):
     """A one-line DataError '<path>: <key>: <problem>'."""
-    return utils.DataError(" ".join(("%s: %s: %s" % (path, key, problem)).split()))
+    return errors.DataError(" ".join(("%s: %s: %s" % (path, key, problem)).split()))
 
 
 def _ids_text(ids, limit=8):

@@ -6,7 +6,7 @@ no global figure state or display is involved: safe to call from any thread, on 
 headless machine, every few epochs of training.
 
 Also holds the two small numeric helpers the figures and the truth comparison share:
-the rates -> truth-units scale (`truth_scale`, spec §11 / §13 Q19) and a Gaussian
+the rates -> truth-units scale (`truth_scale`) and a Gaussian
 smoother along time (`smooth_time`).
 """
 import os
@@ -26,17 +26,23 @@ COLOR_EXT_INPUT = "tab:green"
 COLOR_TRUE_INPUT = "black"
 
 
+def _model(output_dist):
+    """The observation model (lfads_tf2.model.observation, no TensorFlow) of a name."""
+    from lfads_tf2.model import observation
+    return observation.for_dist(output_dist)
+
+
 def truth_scale(conversion_factor=None, max_firing_rate=None, dt=None,
                 output_dist="poisson"):
     """Returns (scale, convention): multiply inferred rates by `scale` to get truth units.
 
-    The synthetic generators disagree on what `conversion_factor` (cf) means (spec §13 Q19):
+    The synthetic generators disagree on what `conversion_factor` (cf) means:
       * chaotic / labeled data store cf = 1/(max_firing_rate*dt) (~3.33): truth ~ rates * cf;
       * ITB data store cf = max_firing_rate*dt (0.3) plus `max_firing_rate` and `dt`:
         truth ~ rates / cf. Detected when both extra keys exist and cf ~ max_firing_rate*dt.
-    Gaussian synthetic data are `max_firing_rate * truth + noise` (spec §11.1), so their
-    means map to truth by 1/max_firing_rate; when only cf and dt are stored (chaotic
-    Gaussian), 1/max_firing_rate = cf*dt.
+    Gaussian synthetic data are `max_firing_rate * truth + noise` (the original's
+    gaussify_data), so their means map to truth by 1/max_firing_rate; when only cf and dt
+    are stored (chaotic Gaussian), 1/max_firing_rate = cf*dt.
     `convention` is one of "none", "multiply", "divide", "gaussian".
     """
     if conversion_factor is None:
@@ -44,7 +50,7 @@ def truth_scale(conversion_factor=None, max_firing_rate=None, dt=None,
     cf = float(conversion_factor)
     itb = (max_firing_rate is not None and dt is not None
            and np.isclose(cf, float(max_firing_rate) * float(dt), rtol=1e-6))
-    if output_dist == "gaussian":
+    if _model(output_dist).truth_convention == "gaussian":
         if max_firing_rate is not None:
             return 1.0 / float(max_firing_rate), "gaussian"
         if dt is not None:
@@ -172,7 +178,7 @@ def plot_examples(examples, output_dist="poisson", conversion_factor=None, title
       input, e.g. `input_<split>_truth`); label (str, the column title).
     conversion_factor: multiplier from rates to the truth's units (see `truth_scale`, which
       resolves the ITB convention); applied only to examples that have truth_txd, since
-      the smoothed-spike comparison is in counts/bin (as the original, spec §9.3).
+      the smoothed-spike comparison is in counts/bin (as the original's plot).
     Rows: 1) first `max_traces` neurons' rates over the truth (else over smoothed data);
       2) data image (neurons x time); 3) factors; 4) inferred / external / true inputs
       (only when any example has one). One legend at the top explains all colours.
@@ -180,7 +186,8 @@ def plot_examples(examples, output_dist="poisson", conversion_factor=None, title
     """
     if not examples:
         raise ValueError("plot_examples needs at least one example")
-    gaussian = output_dist == "gaussian"
+    # continuous data (Gaussian, ZIG, gamma) are drawn as values, counts as spikes
+    gaussian = not _model(output_dist).counts
     scale = 1.0 if conversion_factor is None else float(conversion_factor)
     any_inputs = any(ex.get(k) is not None for ex in examples
                      for k in ("controller_outputs_txu", "ext_input_txi", "input_truth_txi"))
@@ -193,133 +200,170 @@ def plot_examples(examples, output_dist="poisson", conversion_factor=None, title
     axes = fig.subplots(nrows, ncols, squeeze=False)
     legend = {}   # label -> handle, gathered from all panels, drawn once at the top
 
-    # Shared colour limits so the data images of all columns are comparable.
     data_all = [np.asarray(ex["data_txd"], dtype=np.float64) for ex in examples]
-    if gaussian:
-        vmin = min(float(np.min(d)) for d in data_all)
-        vmax = max(max(float(np.max(d)) for d in data_all), vmin + 1e-9)
-    else:
-        vmin, vmax = 0.0, max(1.0, max(float(np.max(d)) for d in data_all))
-
+    vmin, vmax = _data_color_limits(data_all, gaussian)
     for col, ex in enumerate(examples):
-        data_txd = data_all[col]
         rates_txd = np.asarray(ex["rates_txd"], dtype=np.float64)
-        n_time, n_chan = rates_txd.shape
-        n = min(max_traces, n_chan)
+        n_time = rates_txd.shape[0]
         t = np.arange(n_time)
-        truth_txd = _as_2d(ex.get("truth_txd"))
-        std_txd = None
-        if gaussian and ex.get("vars_txd") is not None:
-            std_txd = np.sqrt(np.maximum(np.asarray(ex["vars_txd"], dtype=np.float64), 0.0))
-
-        # Row 1: inferred rates over the truth, or over smoothed data when there is none.
-        ax = axes[0, col]
-        s = scale if truth_txd is not None else 1.0
-        pred = rates_txd[:, :n] * s
-        if truth_txd is not None:
-            ref, ref_label, ref_color = truth_txd[:, :n], "true rate", COLOR_TRUTH
-        else:
-            ref = smooth_time(data_txd[:, :n], smooth_sd_bins)
-            ref_label = "smoothed %s (s.d. %g bins)" % ("data" if gaussian else "spikes",
-                                                       smooth_sd_bins)
-            ref_color = COLOR_SMOOTHED
-        band = None
-        if std_txd is not None:
-            band = (pred - std_txd[:, :n] * abs(s), pred + std_txd[:, :n] * abs(s))
-        lo, offset = _stack_offsets([pred, ref] + (list(band) if band else []), n)
-        shift = np.arange(n) * offset - lo        # [n], added to every [T, n] trace
-        legend[ref_label] = ax.plot(t, ref + shift, color=ref_color, lw=1.0)[0]
-        if band is not None:
-            for i in range(n):
-                h = ax.fill_between(t, band[0][:, i] + shift[i], band[1][:, i] + shift[i],
-                                    color=COLOR_INFERRED, alpha=0.2, lw=0)
-            legend["inferred ±1 s.d."] = h
-        legend["inferred (LFADS)"] = ax.plot(t, pred + shift, color=COLOR_INFERRED, lw=1.0)[0]
-        _stacked_yticks(ax, n, offset, "n")
-        _title(ax, "%s: %s" % (ex.get("label", "example %d" % col),
-                               "inferred vs true" if truth_txd is not None
-                               else "inferred vs smoothed data"))
-        if col == 0:
-            if truth_txd is not None and s != 1.0:
-                unit = ("mean x scale to truth units" if gaussian
-                        else "rate x conversion factor")
-            else:
-                unit = "mean (data units)" if gaussian else "rate (counts/bin)"
-            _label(ax, "neuron: %s\n(rows offset by %.3g)" % (unit, offset))
-
-        # Row 2: the data as an image (neurons x time).
-        ax = axes[1, col]
-        im = ax.imshow(data_txd.T, aspect="auto", origin="lower", interpolation="nearest",
-                       cmap="viridis" if gaussian else "gray_r", vmin=vmin, vmax=vmax,
-                       extent=(-0.5, n_time - 0.5, -0.5, data_txd.shape[1] - 0.5))
-        _title(ax, "data (all %d channels)" % data_txd.shape[1] if gaussian
-               else "spike counts (all %d neurons)" % data_txd.shape[1])
-        if col == 0:
-            _label(ax, "neuron")
-        if col == ncols - 1:
-            # An inset colour bar does not steal width from this column's axes, so all
-            # rows stay aligned in time.
-            cax = ax.inset_axes([1.015, 0.0, 0.025, 1.0])
-            cb = fig.colorbar(im, cax=cax)
-            cb.set_label("value" if gaussian else "spikes/bin", fontsize=8)
-            cb.ax.tick_params(labelsize=7)
-
-        # Row 3: factors, stacked like the rates.
-        ax = axes[2, col]
-        factors_txf = _as_2d(ex["factors_txf"])
-        nf = min(max_traces, factors_txf.shape[1])
-        lo, offset = _stack_offsets([factors_txf], nf)
-        legend["factors"] = ax.plot(t, factors_txf[:, :nf] - lo + np.arange(nf) * offset,
-                                    color=COLOR_FACTORS, lw=1.0)[0]
-        _stacked_yticks(ax, nf, offset, "f")
-        _title(ax, "factors (first %d of %d)" % (nf, factors_txf.shape[1]))
-        if col == 0:
-            _label(ax, "factor (a.u.)\n(rows offset by %.3g)" % offset)
-
-        # Row 4: inferred inputs, with external / true inputs on a second y axis because
-        # their scale (e.g. a pulse of height 20) has nothing to do with u_t's.
+        first, last = col == 0, col == ncols - 1
+        _plot_rates(axes[0, col], ex, col, rates_txd, data_all[col], scale, gaussian,
+                    max_traces, smooth_sd_bins, legend)
+        _plot_data(fig, axes[1, col], data_all[col], n_time, gaussian, vmin, vmax, first,
+                   last)
+        _plot_factors(axes[2, col], ex["factors_txf"], t, max_traces, first, legend)
         if any_inputs:
-            ax = axes[3, col]
-            u_txu = _as_2d(ex.get("controller_outputs_txu"))
-            if u_txu is not None:
-                for j in range(u_txu.shape[1]):
-                    legend["inferred input u%d" % j] = ax.plot(
-                        t, u_txu[:, j], color=COLOR_CONTROLLER, lw=1.0,
-                        alpha=1.0 - 0.5 * j / u_txu.shape[1])[0]
-                if col == 0:
-                    _label(ax, "inferred input (a.u.)")
-            others = [(k, c, lbl) for k, c, lbl in
-                      (("ext_input_txi", COLOR_EXT_INPUT, "external input"),
-                       ("input_truth_txi", COLOR_TRUE_INPUT, "true input"))
-                      if ex.get(k) is not None]
-            if others:
-                ax2 = ax.twinx() if u_txu is not None else ax
-                for key, color, lbl in others:
-                    x = _as_2d(ex[key])
-                    for j in range(x.shape[1]):
-                        legend["%s %d" % (lbl, j)] = ax2.plot(
-                            t, x[:, j], color=color, lw=1.0,
-                            ls="--" if key == "input_truth_txi" else "-")[0]
-                if ax2 is not ax:
-                    ax2.tick_params(labelsize=7)
-                    if col == ncols - 1:
-                        _label(ax2, "external / true input", side_offset=1.1)
-                elif col == 0:
-                    _label(ax, "external / true input")
-            _title(ax, "inputs")
+            _plot_inputs(axes[3, col], ex, t, first, last, legend)
+        _time_axes(axes[:, col], n_time)
+    _lay_out(fig, legend, width, nrows, ncols, title)
+    return fig
 
-        # Few explicit time ticks: tick objects dominate the drawing time.
-        xticks = _time_ticks(n_time)
-        for r in range(nrows):
-            axes[r, col].set_xlim(-0.5, n_time - 0.5)
-            axes[r, col].set_xticks(xticks)
-            axes[r, col].tick_params(labelsize=7)
-            if r < nrows - 1:
-                axes[r, col].tick_params(labelbottom=False)
-        _label(axes[nrows - 1, col], "time bin", axis="x")
 
-    # Layout in inches, fixed margins: constrained/tight layout solvers cost more than
-    # drawing the whole figure. The top strip holds the title and the legend rows.
+def _data_color_limits(data_all, gaussian):
+    """(vmin, vmax) shared by the data images of all columns, so that they compare:
+    the data's range (Gaussian), else 0 to the largest count (at least 1). Missing
+    entries (NaN, --nan_is_missing) are left out; they show as blanks."""
+    if gaussian:
+        vmin = min(float(np.nanmin(d)) for d in data_all)
+        return vmin, max(max(float(np.nanmax(d)) for d in data_all), vmin + 1e-9)
+    return 0.0, max(1.0, max(float(np.nanmax(d)) for d in data_all))
+
+
+def _plot_rates(ax, ex, col, rates_txd, data_txd, scale, gaussian, max_traces,
+                smooth_sd_bins, legend):
+    """Row 1 of plot_examples: the first max_traces neurons' inferred rates [T, D], times
+    `scale` when ex has truth_txd, stacked over that truth, or over the data [T, D]
+    smoothed when there is none; Gaussian means with a +-1 s.d. band (ex's vars_txd)."""
+    n_time, n_chan = rates_txd.shape
+    n = min(max_traces, n_chan)
+    t = np.arange(n_time)
+    truth_txd = _as_2d(ex.get("truth_txd"))
+    std_txd = None
+    if gaussian and ex.get("vars_txd") is not None:
+        std_txd = np.sqrt(np.maximum(np.asarray(ex["vars_txd"], dtype=np.float64), 0.0))
+    s = scale if truth_txd is not None else 1.0
+    pred = rates_txd[:, :n] * s
+    if truth_txd is not None:
+        ref, ref_label, ref_color = truth_txd[:, :n], "true rate", COLOR_TRUTH
+    else:
+        ref = smooth_time(data_txd[:, :n], smooth_sd_bins)
+        ref_label = "smoothed %s (s.d. %g bins)" % ("data" if gaussian else "spikes",
+                                                   smooth_sd_bins)
+        ref_color = COLOR_SMOOTHED
+    band = None
+    if std_txd is not None:
+        band = (pred - std_txd[:, :n] * abs(s), pred + std_txd[:, :n] * abs(s))
+    lo, offset = _stack_offsets([pred, ref] + (list(band) if band else []), n)
+    shift = np.arange(n) * offset - lo        # [n], added to every [T, n] trace
+    legend[ref_label] = ax.plot(t, ref + shift, color=ref_color, lw=1.0)[0]
+    if band is not None:
+        for i in range(n):
+            h = ax.fill_between(t, band[0][:, i] + shift[i], band[1][:, i] + shift[i],
+                                color=COLOR_INFERRED, alpha=0.2, lw=0)
+        legend["inferred ±1 s.d."] = h
+    legend["inferred (LFADS)"] = ax.plot(t, pred + shift, color=COLOR_INFERRED, lw=1.0)[0]
+    _stacked_yticks(ax, n, offset, "n")
+    _title(ax, "%s: %s" % (ex.get("label", "example %d" % col),
+                           "inferred vs true" if truth_txd is not None
+                           else "inferred vs smoothed data"))
+    if col == 0:
+        if truth_txd is not None and s != 1.0:
+            unit = ("mean x scale to truth units" if gaussian
+                    else "rate x conversion factor")
+        else:
+            unit = "mean (data units)" if gaussian else "rate (counts/bin)"
+        _label(ax, "neuron: %s\n(rows offset by %.3g)" % (unit, offset))
+
+
+def _plot_data(fig, ax, data_txd, n_time, gaussian, vmin, vmax, first, last):
+    """Row 2 of plot_examples: the data [T, D] as an image (neurons x time) over n_time
+    bins; the last column carries the colour bar."""
+    im = ax.imshow(data_txd.T, aspect="auto", origin="lower", interpolation="nearest",
+                   cmap="viridis" if gaussian else "gray_r", vmin=vmin, vmax=vmax,
+                   extent=(-0.5, n_time - 0.5, -0.5, data_txd.shape[1] - 0.5))
+    _title(ax, "data (all %d channels)" % data_txd.shape[1] if gaussian
+           else "spike counts (all %d neurons)" % data_txd.shape[1])
+    if first:
+        _label(ax, "neuron")
+    if last:
+        # An inset colour bar does not steal width from this column's axes, so all
+        # rows stay aligned in time.
+        cax = ax.inset_axes([1.015, 0.0, 0.025, 1.0])
+        cb = fig.colorbar(im, cax=cax)
+        cb.set_label("value" if gaussian else "spikes/bin", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+
+
+def _plot_factors(ax, factors_txf, t, max_traces, first, legend):
+    """Row 3 of plot_examples: the first max_traces factors [T, F], stacked like the
+    rates, over the time bins t [T]."""
+    factors_txf = _as_2d(factors_txf)
+    nf = min(max_traces, factors_txf.shape[1])
+    lo, offset = _stack_offsets([factors_txf], nf)
+    legend["factors"] = ax.plot(t, factors_txf[:, :nf] - lo + np.arange(nf) * offset,
+                                color=COLOR_FACTORS, lw=1.0)[0]
+    _stacked_yticks(ax, nf, offset, "f")
+    _title(ax, "factors (first %d of %d)" % (nf, factors_txf.shape[1]))
+    if first:
+        _label(ax, "factor (a.u.)\n(rows offset by %.3g)" % offset)
+
+
+def _plot_inputs(ax, ex, t, first, last, legend):
+    """Row 4 of plot_examples: the inferred inputs [T, U] (ex's controller_outputs_txu),
+    with the external [T, I] and true inputs [T, I] over the time bins t [T].
+
+    External and true inputs go on a second y axis when there are inferred inputs,
+    because their scale (e.g. a pulse of height 20) has nothing to do with u_t's.
+    """
+    u_txu = _as_2d(ex.get("controller_outputs_txu"))
+    if u_txu is not None:
+        for j in range(u_txu.shape[1]):
+            legend["inferred input u%d" % j] = ax.plot(
+                t, u_txu[:, j], color=COLOR_CONTROLLER, lw=1.0,
+                alpha=1.0 - 0.5 * j / u_txu.shape[1])[0]
+        if first:
+            _label(ax, "inferred input (a.u.)")
+    others = [(k, c, lbl) for k, c, lbl in
+              (("ext_input_txi", COLOR_EXT_INPUT, "external input"),
+               ("input_truth_txi", COLOR_TRUE_INPUT, "true input"))
+              if ex.get(k) is not None]
+    if others:
+        ax2 = ax.twinx() if u_txu is not None else ax
+        for key, color, lbl in others:
+            x = _as_2d(ex[key])
+            for j in range(x.shape[1]):
+                legend["%s %d" % (lbl, j)] = ax2.plot(
+                    t, x[:, j], color=color, lw=1.0,
+                    ls="--" if key == "input_truth_txi" else "-")[0]
+        if ax2 is not ax:
+            ax2.tick_params(labelsize=7)
+            if last:
+                _label(ax2, "external / true input", side_offset=1.1)
+        elif first:
+            _label(ax, "external / true input")
+    _title(ax, "inputs")
+
+
+def _time_axes(column_axes, n_time):
+    """The time axis of one column's axes (top to bottom), n_time bins: few explicit
+    ticks (tick objects dominate the drawing time), labelled on the bottom row only."""
+    xticks = _time_ticks(n_time)
+    for r, ax in enumerate(column_axes):
+        ax.set_xlim(-0.5, n_time - 0.5)
+        ax.set_xticks(xticks)
+        ax.tick_params(labelsize=7)
+        if r < len(column_axes) - 1:
+            ax.tick_params(labelbottom=False)
+    _label(column_axes[-1], "time bin", axis="x")
+
+
+def _lay_out(fig, legend, width, nrows, ncols, title):
+    """Sizes `fig` (width inches, nrows x ncols panels of plot_examples) and draws its
+    title and the one legend of all panels at the top.
+
+    Layout in inches, fixed margins: constrained/tight layout solvers cost more than
+    drawing the whole figure. The top strip holds the title and the legend rows.
+    """
     ncol_legend = min(len(legend), 3 * ncols)
     legend_rows = -(-len(legend) // ncol_legend)
     top_in = 0.45 + 0.2 * legend_rows + 0.3
@@ -332,7 +376,6 @@ def plot_examples(examples, output_dist="poisson", conversion_factor=None, title
     fig.legend(list(legend.values()), list(legend.keys()), loc="upper center",
                bbox_to_anchor=(0.5, 1 - 0.42 / height), ncol=ncol_legend,
                fontsize=8, frameon=False)
-    return fig
 
 
 def figure_to_rgb_array(fig):

@@ -1,4 +1,4 @@
-"""The evaluation kinds of run_lfads.py (spec §10) and the training example figure.
+"""The evaluation kinds of run_lfads.py and the training example figure.
 
 posterior_sample_and_average  denoised rates etc.: mean over --batch_size posterior
                               samples per trial (train, valid and, when the data have
@@ -8,7 +8,11 @@ posterior_push_mean           one deterministic pass with g0 and u_t at their
 prior_sample                  --batch_size new trials from the priors
 write_model_params            every variable, keyed by the original's TF1 name
 
-Output files keep the original's names and keys. They are written as the work
+Output files keep the original's names and keys; the posterior files add the
+observation model's mean `output_dist_mean` [E, T, N], its constants
+(`output_constants`, ZIG: `output_dist_s_min` [N]) and the file attribute
+`output_dist` (its --output_dist), so that lfads_score can read them without
+guessing. They are written as the work
 proceeds (chunks of trials streamed into the h5 file) to a temporary file that is
 moved into place only when complete. With held-out neurons and forward bins (see
 steps.uses_recon) the time-resolved outputs cover T + fp_bins bins and the rates all
@@ -21,10 +25,10 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from lfads_tf2.train import checkpoints, steps, loop
 import utils
-from utils import LfadsError
-
+from lfads_tf2.errors import LfadsError
+from lfads_tf2.model import observation, regularisers
+from lfads_tf2.train import build, checkpoints, loop, steps
 # Rows (trials x samples) pushed through the generator at once when sampling. Memory
 # grows by about 0.3 MB a row (the README's no-inputs model: 100 bins, gen_dim 200),
 # speed hardly changes above 1,000 rows: 1,024 rows peak at 1.1 GB in all, 4,096 at
@@ -33,7 +37,7 @@ ROWS_PER_CHUNK = 1024
 
 
 def output_file_name(hps, dataset_name, split, kind):
-    """model_runs_<dataset>_<split>_<kind>, or <stem><dataset>_<split>_<kind> (§10.2)."""
+    """model_runs_<dataset>_<split>_<kind>, or <stem><dataset>_<split>_<kind>."""
     prefix = hps.output_filename_stem or "model_runs_"
     return os.path.join(hps.lfads_save_dir,
                         "%s%s_%s_%s" % (prefix, dataset_name, split, kind))
@@ -50,6 +54,7 @@ def make_posterior_fn(bundle, hps, mode, num_samples, with_recon=True):
     costs score the data alone.
     """
     model, state, rng = bundle.model, bundle.state, bundle.rng
+    regs = regularisers.Regularisers(hps)
     S = num_samples
 
     def avg(x):
@@ -60,14 +65,20 @@ def make_posterior_fn(bundle, hps, mode, num_samples, with_recon=True):
         return tf.reduce_mean(x, axis=1)
 
     def posterior_fn(dataset, batch):
+        # --nan_is_missing: missing entries are 0 at the encoders and out of the costs
+        batch = regs.apply(batch, rng, training=False)
         out = model.forward(dataset, batch["data"], batch.get("ext"), rng, mode,
-                            num_samples=S, recon_bxtxn=batch.get("recon"))
+                            num_samples=S, recon_bxtxn=batch.get("recon"),
+                            cost_mask_bxtxn=batch.get("cost_mask"),
+                            recon_is_data_extent=not with_recon)
         costs = model.costs(out, state.global_step, num_samples=S)
         res = {
             "gen_ics": avg(out.gen_ics_bxg),
             "gen_states": avg(out.gen_states_bxtxg),
             "factors": avg(out.factors_bxtxf),
             "output_dist_params": avg(out.output_params_bxtxp),
+            # the observation model's mean (Poisson: the rates), averaged over samples
+            "output_dist_mean": avg(out.rates_bxtxd),
             "costs": costs.total,
             "nll_bound_vaes": costs.nll_bound_vae,
             "nll_bound_iwaes": costs.nll_bound_iwae,
@@ -84,10 +95,15 @@ def make_posterior_fn(bundle, hps, mode, num_samples, with_recon=True):
     return steps.compile_step(posterior_fn, hps, with_recon=with_recon)
 
 
-def _write_streaming(path, n_trials, chunks):
-    """Writes {key: [k, ...]} chunks into float64 gzip datasets of n_trials rows."""
+def _write_streaming(path, n_trials, chunks, extra=None, attrs=None):
+    """Writes {key: [k, ...]} chunks into float64 gzip datasets of n_trials rows, and
+    the arrays of `extra` and the file attributes `attrs` ({name: value} each)."""
     with utils.atomic_path(path) as tmp:
         with h5py.File(tmp, "w-") as hf:
+            for key, value in (attrs or {}).items():
+                hf.attrs[key] = value
+            for key, value in (extra or {}).items():
+                hf.create_dataset(key, data=np.asarray(value, np.float64))
             start = 0
             for chunk in chunks:
                 k = None
@@ -178,11 +194,20 @@ def posterior_kind(bundle, hps, datasets, kind):
                     res["train_steps"] = np.full(sl.stop - sl.start, step)
                     yield res
 
-            _write_streaming(output_file_name(hps, name, split, kind), E, chunks())
+            _write_streaming(output_file_name(hps, name, split, kind), E, chunks(),
+                             extra=output_constants(bundle.model, name),
+                             attrs={"output_dist": hps.output_dist})
+
+
+def output_constants(model, dataset):
+    """{"output_dist_<name>": [N]}: the observation model's constants of `dataset` (ZIG:
+    s_min), which reading output_dist_params back needs; {} for Poisson and Gaussian."""
+    return {"output_dist_" + name: value for name, value in zip(
+        model.observation.constant_names, model.readinout.constants[dataset])}
 
 
 def prior_sample_kind(bundle, hps, datasets):
-    """--batch_size trials generated from the IC and AR(1) priors (§10.4)."""
+    """--batch_size trials generated from the IC and AR(1) priors."""
     if hps.ext_input_dim > 0 and hps.inject_ext_input_to_gen:
         raise LfadsError("--kind=prior_sample: not possible with external inputs "
                          "injected into the generator (--inject_ext_input_to_gen=true); "
@@ -195,7 +220,7 @@ def prior_sample_kind(bundle, hps, datasets):
         "gen_states": out.gen_states_bxtxg.numpy().astype(np.float64),
         "factors": out.factors_bxtxf.numpy().astype(np.float64),
         "output_dist_params": out.output_params_bxtxp.numpy().astype(np.float64),
-        # the graph's cost with no data is the ramp-weighted L2 term (§10.4)
+        # the graph's cost with no data is the ramp-weighted L2 term, as in the original
         "costs": np.array([float(loop.ramp_value(
             int(bundle.state.global_step.numpy()), hps.l2_start_step,
             hps.l2_increase_steps)) * float(model.l2_cost().numpy())], np.float32),
@@ -205,7 +230,8 @@ def prior_sample_kind(bundle, hps, datasets):
         res["prior_g0_logvar"] = out.ic_prior_logvar_bxz.numpy()
     if hps.co_dim > 0:
         res["prior_zs_ar_con"] = out.co_bxtxu.numpy().astype(np.float64)
-    # The original looked the stem up as a dataset name here (spec Q8); the stem
+    # The original looked the stem up as a dataset name here (an error unless it was
+    # one); the stem
     # is a file-name prefix, as for the other kinds.
     fname = (hps.output_filename_stem or "model_runs_") + "prior_sample"
     path = os.path.join(hps.lfads_save_dir, fname)
@@ -213,25 +239,9 @@ def prior_sample_kind(bundle, hps, datasets):
     print("Wrote %s (read out through dataset %s)" % (path, name))
 
 
-def original_variables(bundle):
-    """Our variables that exist in the original's graph (names start with LFADS/).
-
-    Weights, global step, learning rate, Adam slots and beta powers; not our own
-    loop state (epoch, plateau history, seeds), which the original did not have.
-    """
-    variables = list(bundle.model.variables)
-    variables += [bundle.state.global_step, bundle.state.learning_rate]
-    variables += list(bundle.optimizer.variables)
-    unique = {}
-    for v in variables:
-        if v.name.startswith("LFADS/"):
-            unique[v.name] = v
-    return [unique[k] for k in sorted(unique)]
-
-
 def model_params(bundle):
-    """{original key: value} of every variable of the original's graph (§10.5)."""
-    return {v.name.replace("/", "_"): v.numpy() for v in original_variables(bundle)}
+    """{original key: value} of every variable of the original's graph."""
+    return {v.name.replace("/", "_"): v.numpy() for v in build.original_variables(bundle)}
 
 
 def write_model_params_kind(bundle, hps):
@@ -244,23 +254,29 @@ def write_model_params_kind(bundle, hps):
 
 def run_kind(hps, datasets):
     """Builds the model, restores --checkpoint_pb_load_name and runs hps.kind."""
-    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    bundle = build.bundle(hps, build.datasets_info(datasets))
     path = checkpoints.restore(bundle, hps, hps.lfads_save_dir, hps.checkpoint_pb_load_name,
                                required=True)
     print("Restored %s (step %d)." % (path, int(bundle.state.global_step.numpy())))
     checkpoints.write_hps_file(hps, hps.lfads_save_dir,
                                checkpoints.step_of_checkpoint(path))
-    if hps.kind in ("posterior_sample_and_average", "posterior_push_mean"):
-        posterior_kind(bundle, hps, datasets, hps.kind)
-    elif hps.kind == "prior_sample":
-        prior_sample_kind(bundle, hps, datasets)
-    elif hps.kind == "write_model_params":
-        write_model_params_kind(bundle, hps)
+    KINDS[hps.kind](bundle, hps, datasets)
     return bundle
 
 
+# --kind -> the function that writes its outputs, f(bundle, hps, datasets).
+KINDS = {
+    "posterior_sample_and_average":
+        lambda bundle, hps, datasets: posterior_kind(bundle, hps, datasets, hps.kind),
+    "posterior_push_mean":
+        lambda bundle, hps, datasets: posterior_kind(bundle, hps, datasets, hps.kind),
+    "prior_sample": prior_sample_kind,
+    "write_model_params": lambda bundle, hps, datasets: write_model_params_kind(bundle, hps),
+}
+
+
 class ExamplePlotter:
-    """The per-epoch example figure (§9.3) as a TensorBoard image summary.
+    """The per-epoch example figure as a TensorBoard image summary.
 
     One random training and one random validation trial of a random dataset, with
     rates, factors and inputs averaged over a few posterior samples.
@@ -286,13 +302,15 @@ class ExamplePlotter:
         # the held-in neurons are padded (inputs with the model's zeros, truth with NaN).
         data, ext = batch.get("recon", batch["data"]), batch.get("ext")
         res = steps.call_step(self.fn, self.hps, name, batch)
+        obs = observation.for_dist(self.hps.output_dist)
         params = res["output_dist_params"].numpy()[0]
+        reported = obs.split_reported(params)
         n_time, N = data.shape[1:]
-        ex = {"data_txd": data[0], "rates_txd": params[:, :N],
+        ex = {"data_txd": data[0], "rates_txd": res["output_dist_mean"].numpy()[0],
               "factors_txf": res["factors"].numpy()[0],
               "label": "%s %s trial %d" % (name, split, trial)}
-        if self.hps.output_dist == "gaussian":
-            ex["vars_txd"] = params[:, N:]
+        if "variances" in reported:
+            ex["vars_txd"] = reported["variances"]
         from lfads_tf2.evaluate import figures
         if split + "_truth" in d:
             ex["truth_txd"] = figures.pad_to(d[split + "_truth"][trial], n_time, N, np.nan)

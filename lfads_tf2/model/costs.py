@@ -1,4 +1,4 @@
-"""The cost terms of the training objective and the bounds (§6).
+"""The cost terms of the training objective and the bounds.
 
     total = recon + kl_weight * kl + l2_weight * l2 + co_mean_corr_scale * corr
 with recon = -log p(x | z) and kl the KL terms, per trial [B] (averaged over the
@@ -17,13 +17,13 @@ Costs = collections.namedtuple("Costs", [
 
 
 def ramp_weight(step, start_step, increase_steps):
-    """Linear 0 -> 1 ramp: min(max(step - start, 0) / increase_steps, 1) (§6.2)."""
+    """Linear 0 -> 1 ramp: min(max(step - start, 0) / increase_steps, 1)."""
     x = tf.cast(step - start_step, tf.float32) / float(increase_steps)
     return tf.minimum(tf.maximum(x, 0.0), 1.0)
 
 
 def corr_cost(co_mean_bxtxu):
-    """mean over pairs i<j and batch of 0.5 * (sum_t mu_ti mu_tj)^2 (§6.4)."""
+    """mean over pairs i<j and batch of 0.5 * (sum_t mu_ti mu_tj)^2."""
     U = co_mean_bxtxu.shape[-1]
     s_bxuxu = tf.einsum("bti,btj->bij", co_mean_bxtxu, co_mean_bxtxu)
     iu, ju = np.triu_indices(U, k=1)
@@ -43,7 +43,7 @@ class CostTerms(tf.Module):
         super().__init__(name=None)
         self.hps = hps
         self.l2_gen_vars, self.l2_con_vars = list(l2_gen_vars), list(l2_con_vars)
-        # the denominator counts both sets even if l2_con_scale == 0 (§6.3)
+        # the denominator counts both sets even if l2_con_scale == 0, as in the original
         self.l2_numel = float(sum(int(np.prod(v.shape))
                                   for v in self.l2_gen_vars + self.l2_con_vars))
         self.tunables = tunables
@@ -60,7 +60,7 @@ class CostTerms(tf.Module):
         return terms
 
     def l2(self):
-        """[0.5 l2_gen_scale sum ||v||^2 + 0.5 l2_con_scale sum ||v||^2] / numel (§6.3)."""
+        """[0.5 l2_gen_scale sum ||v||^2 + 0.5 l2_con_scale sum ||v||^2] / numel."""
         terms = self._l2_terms()
         if not terms:
             return tf.constant(0.0)

@@ -1,4 +1,4 @@
-"""The encoders and the posterior over g0 (§4.5-§4.7).
+"""The encoders and the posterior over g0.
 
     enc_in_bxtxk -> IC encoder (bi-GRU over the first n_ic steps) -> q(g0 | x)
                  -> CI encoder (bi-GRU, or forward only) -> lagged controller inputs

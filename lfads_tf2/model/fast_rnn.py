@@ -20,8 +20,8 @@ folded into the update half):
     [r, u] = sigmoid(xp_ru + [z, h] W_ru)
     c      = tanh(xp_c + [z, r*h] W_c)
     h'     = clip(u*h + (1-u)*c, -clip, clip)       (computed as c + u*(h - c))
-This is the original's GRU (§4.2) and GenGRU (§4.3) with their weight matrices
-split by rows. The "autodiff" loops (lfads_tf2.model.encoders.run_autodiff and
+These are the original's GRU (encoders) and GenGRU (controller, generator) with their
+weight matrices split by rows. The "autodiff" loops (lfads_tf2.model.encoders.run_autodiff and
 ControllerGenerator._autodiff) compute the same with element-wise cells and automatic
 gradients; tests compare the two. Functions take time-major tensors [T, B, .].
 """
@@ -264,11 +264,156 @@ StepSaved = collections.namedtuple("StepSaved", [
     "con_h", "co", "u", "gen_h", "fac",
     "con_prev", "con_ru", "con_c", "con_rh", "gen_prev", "gen_ru", "gen_c", "gen_rh"])
 
+# What controller_generator's loop differentiates, in the order its gradient returns
+# theirs: precomputed input parts (xp_ru, xp_c) [T, B, .] or biases, the feedback
+# before the first step fb0 [B, F], the initial states [B, C] and [B, G], and the
+# weights (W_ru, W_c of each cell, W_co [C, 2U], b_co [2U], W_fac [G, F_out]).
+_LoopInputs = collections.namedtuple("_LoopInputs", [
+    "con_xp_ru", "con_xp_c", "fb0", "con_h0", "gen_h0", "con_w_ru", "con_w_c", "w_co",
+    "b_co", "gen_xp_ru", "gen_xp_c", "gen_w_ru", "gen_w_c", "w_fac"])
+
+# What controller_generator's loop takes as given (no gradient): the state clip,
+# whether only step 0 can clip (`clips_only_at_step0`), the posterior noise eps
+# [T, B, U], the inverted-dropout multipliers fb_mask [T, B, F] and gen_mask
+# [T, B, G] (or None), and whether u is the posterior mean.
+_LoopSettings = collections.namedtuple("_LoopSettings", [
+    "clip", "only_step0", "eps_tbu", "fb_mask_tbf", "gen_mask_tbg", "use_mean"])
+
+
+def _saved_shapes(x, U):
+    """StepSaved of the shapes [B, .] of what a step keeps (B as static as con_h0's);
+    x: _LoopInputs, U the inferred inputs' size."""
+    b = x.con_h0.shape[:1]
+    C, G = x.con_h0.shape[1], x.gen_h0.shape[1]
+    return StepSaved(
+        con_h=b + [C], co=b + [2 * U], u=b + [U], gen_h=b + [G], fac=b + [x.w_fac.shape[1]],
+        con_prev=b + [C], con_ru=b + [2 * C], con_c=b + [C], con_rh=b + [C],
+        gen_prev=b + [G], gen_ru=b + [2 * G], gen_c=b + [G], gen_rh=b + [G])
+
+
+def _forward_step(x, s):
+    """The body of controller_generator's forward loop (for `_loop`), one step of the
+    equations in its docstring: step(t, (con_h [B, C], gen_h [B, G], fb [B, F]),
+    at_step0) -> (the carry after step t, StepSaved of step t as a list).
+    x: _LoopInputs, s: _LoopSettings."""
+    F = x.fb0.shape[-1]
+
+    def step(t, carry, at_step0):
+        step_clip = s.clip if at_step0 or not s.only_step0 else None
+        con_prev, gen_prev, fb = carry
+        z_con = None
+        if F:
+            z_con = fb if s.fb_mask_tbf is None else fb * tf.gather(s.fb_mask_tbf, t)
+        con_h, con_ru, con_c, con_rh = _cell_forward(
+            _at(x.con_xp_ru, t, 2), _at(x.con_xp_c, t, 2), z_con, con_prev, x.con_w_ru,
+            x.con_w_c, step_clip)
+        co = tf.matmul(con_h, x.w_co) + x.b_co
+        mean, logvar = tf.split(co, 2, axis=1)
+        u = mean if s.use_mean else mean + tf.exp(0.5 * logvar) * tf.gather(s.eps_tbu, t)
+        gen_h, gen_ru, gen_c, gen_rh = _cell_forward(
+            _at(x.gen_xp_ru, t, 2), _at(x.gen_xp_c, t, 2), u, gen_prev, x.gen_w_ru,
+            x.gen_w_c, step_clip)
+        gen_do = gen_h if s.gen_mask_tbg is None else gen_h * tf.gather(s.gen_mask_tbg, t)
+        fac = tf.matmul(gen_do, x.w_fac)
+        return ((con_h, gen_h, fac if F else fb),
+                list(StepSaved(con_h, co, u, gen_h, fac, con_prev, con_ru, con_c,
+                               con_rh, gen_prev, gen_ru, gen_c, gen_rh)))
+
+    return step
+
+
+def _du_dco(logvars_txbxu, eps_txbxu, use_mean):
+    """d u / d [mean, logvar] [T, B, 2U] for u = mean + exp(logvar/2) * eps: a gradient
+    g_u of u reaches [mean, logvar] as g_u * [1, exp(logvar/2) * eps / 2] (eps's
+    factor is 0 at the mean, use_mean)."""
+    return tf.concat([tf.ones_like(logvars_txbxu), tf.zeros_like(logvars_txbxu) if use_mean
+                      else 0.5 * tf.exp(0.5 * logvars_txbxu) * eps_txbxu], -1)
+
+
+def _backward_step(x, s, saved, con_hs, gen_hs, d_gen, d_fac, d_co_out, du_dco):
+    """The body of controller_generator's backward loop (for `_loop`), step t of
+    `_forward_step` backwards: back(t, (g_con [B, C], g_gen [B, G], g_fb [B, F]),
+    at_step0) -> (the gradients of step t's previous states and fed-back factors,
+    [d_con_aru [B, 2C], d_con_ac [B, C], d_gen_aru [B, 2G], d_gen_ac [B, G],
+    g_fac [B, F_out], g_co [B, 2U]] of step t).
+
+    saved: StepSaved of TensorArrays over time; con_hs [T, B, C], gen_hs [T, B, G] the
+    stacked states (for the clip's mask); the gradients from outside the loop: d_gen
+    [T, B, G] or None, d_fac [T, B, F_out], d_co_out [T, B, 2U] (of [mean, logvar],
+    u's included); du_dco [T, B, 2U] (`_du_dco`).
+    """
+    F, U = x.fb0.shape[-1], s.eps_tbu.shape[-1]
+    w_fac_t, w_co_t = _transposed(x.w_fac), _transposed(x.w_co)
+    con_w_ru_t, con_w_c_t = _transposed(x.con_w_ru), _transposed(x.con_w_c)
+    gen_w_ru_t, gen_w_c_t = _transposed(x.gen_w_ru), _transposed(x.gen_w_c)
+
+    def back(t, carry, at_step0):
+        g_con, g_gen, g_fb = carry
+        g_fac = tf.gather(d_fac, t) + g_fb if F else tf.gather(d_fac, t)
+        g_gen_do = tf.matmul(g_fac, w_fac_t)
+        if s.gen_mask_tbg is not None:
+            g_gen_do *= tf.gather(s.gen_mask_tbg, t)
+        g = g_gen + g_gen_do
+        if d_gen is not None:  # (gen_states are not in the training cost)
+            g += tf.gather(d_gen, t)
+        g = _through_clip(g, t, at_step0, gen_hs, s.clip)
+        d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
+            g, saved.gen_prev.read(t), saved.gen_ru.read(t), saved.gen_c.read(t),
+            gen_w_ru_t, gen_w_c_t, U)
+        g_co = tf.gather(d_co_out, t) + tf.tile(d_u_gen, [1, 2]) * tf.gather(du_dco, t)
+        g = _through_clip(g_con + tf.matmul(g_co, w_co_t), t, at_step0, con_hs, s.clip)
+        d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
+            g, saved.con_prev.read(t), saved.con_ru.read(t), saved.con_c.read(t),
+            con_w_ru_t, con_w_c_t, F)
+        g_fb_prev = g_fb
+        if F:
+            g_fb_prev = d_z_con if s.fb_mask_tbf is None \
+                else d_z_con * tf.gather(s.fb_mask_tbf, t)
+        return ((d_con_prev, d_gen_prev, g_fb_prev),
+                [d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_fac, g_co])
+
+    return back
+
+
+def _input_and_weight_grads(x, s, saved, con_hs, us, gen_hs, facs, d_steps):
+    """The gradients of the precomputed inputs and the weights (a dict by _LoopInputs'
+    fields but fb0, con_h0, gen_h0), the weights' summed over all steps and trials in
+    one matmul each, from the backward loop's stacked outputs d_steps [d_con_aru,
+    d_con_ac, d_gen_aru, d_gen_ac, g_fac, g_co] (each [T, B, .]) and the forward
+    loop's: saved (StepSaved of TensorArrays), con_hs [T, B, C], us [T, B, U],
+    gen_hs [T, B, G], facs [T, B, F_out]."""
+    d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_facs, g_cos = d_steps
+    C, G = x.con_h0.shape[1], x.gen_h0.shape[1]
+    U2, F_out = 2 * s.eps_tbu.shape[-1], x.w_fac.shape[1]
+    z_con = None
+    if x.fb0.shape[-1]:  # the controller's input z: the factors fed back
+        z_con = tf.concat([x.fb0[None], facs[:-1]], 0)
+        if s.fb_mask_tbf is not None:
+            z_con *= s.fb_mask_tbf
+    d_con_w = _weight_grads(z_con, saved.con_prev.stack(), saved.con_rh.stack(),
+                            d_con_aru, d_con_ac)
+    d_gen_w = _weight_grads(us, saved.gen_prev.stack(), saved.gen_rh.stack(),
+                            d_gen_aru, d_gen_ac)
+    d_w_co = tf.matmul(tf.reshape(con_hs, [-1, C]), tf.reshape(g_cos, [-1, U2]),
+                       transpose_a=True)
+    gen_do = gen_hs if s.gen_mask_tbg is None else gen_hs * s.gen_mask_tbg
+    d_w_fac = tf.matmul(tf.reshape(gen_do, [-1, G]), tf.reshape(g_facs, [-1, F_out]),
+                        transpose_a=True)
+    return dict(
+        con_xp_ru=_grad_of_input(d_con_aru, x.con_xp_ru, 2),
+        con_xp_c=_grad_of_input(d_con_ac, x.con_xp_c, 2),
+        con_w_ru=d_con_w[0], con_w_c=d_con_w[1], w_co=d_w_co,
+        b_co=tf.reduce_sum(g_cos, [0, 1]),
+        gen_xp_ru=_grad_of_input(d_gen_aru, x.gen_xp_ru, 2),
+        gen_xp_c=_grad_of_input(d_gen_ac, x.gen_xp_c, 2),
+        gen_w_ru=d_gen_w[0], gen_w_c=d_gen_w[1], w_fac=d_w_fac)
+
 
 def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, gen_w,
                          w_fac, clip, eps_tbu, fb_mask_tbf=None, gen_mask_tbg=None,
                          use_mean=False):
-    """The coupled controller -> inferred input -> generator -> factors loop (§4.8-4.9).
+    """The coupled controller -> inferred input -> generator -> factors loop (the
+    original's per-time-step loop in its lfads.py).
 
     At step t:
         z_con = fb_{t-1} * fb_mask_t                (fb_{-1} = fb0, fb_t = factors_t)
@@ -286,47 +431,16 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
     Only factor feedback is handled here (F == F_out or F == 0); rate feedback uses
     the autodiff loop (lfads_tf2.model.generator).
     """
-    U = eps_tbu.shape[-1]
-    F = fb0_bxf.shape[-1]
     num_steps = num_steps_of(eps_tbu)
+    s = _LoopSettings(clip, clips_only_at_step0(clip), eps_tbu, fb_mask_tbf, gen_mask_tbg,
+                      use_mean)
 
     @tf.custom_gradient
-    def run(con_xp_ru, con_xp_c, fb0, con_h0, gen_h0, con_w_ru, con_w_c, w_co, b_co,
-            gen_xp_ru, gen_xp_c, gen_w_ru, gen_w_c, w_fac):
-
-        only_step0 = clips_only_at_step0(clip)
-
-        def step(t, carry, at_step0):
-            step_clip = clip if at_step0 or not only_step0 else None
-            con_prev, gen_prev, fb = carry
-            con_h, gen_h = con_prev, gen_prev
-            z_con = None
-            if F:
-                z_con = fb if fb_mask_tbf is None else fb * tf.gather(fb_mask_tbf, t)
-            con_h, con_ru, con_c, con_rh = _cell_forward(
-                _at(con_xp_ru, t, 2), _at(con_xp_c, t, 2), z_con, con_h, con_w_ru, con_w_c,
-                step_clip)
-            co = tf.matmul(con_h, w_co) + b_co
-            mean, logvar = tf.split(co, 2, axis=1)
-            u = mean if use_mean else mean + tf.exp(0.5 * logvar) * tf.gather(eps_tbu, t)
-            gen_h, gen_ru, gen_c, gen_rh = _cell_forward(
-                _at(gen_xp_ru, t, 2), _at(gen_xp_c, t, 2), u, gen_h, gen_w_ru, gen_w_c,
-                step_clip)
-            gen_do = gen_h if gen_mask_tbg is None else gen_h * tf.gather(gen_mask_tbg, t)
-            fac = tf.matmul(gen_do, w_fac)
-            return ((con_h, gen_h, fac if F else fb),
-                    list(StepSaved(con_h, co, u, gen_h, fac, con_prev, con_ru, con_c,
-                                   con_rh, gen_prev, gen_ru, gen_c, gen_rh)))
-
-        b = con_h0.shape[:1]
-        C, G = con_h0.shape[1], gen_h0.shape[1]
-        shapes = StepSaved(
-            con_h=b + [C], co=b + [2 * U], u=b + [U], gen_h=b + [G],
-            fac=b + [w_fac.shape[1]],
-            con_prev=b + [C], con_ru=b + [2 * C], con_c=b + [C], con_rh=b + [C],
-            gen_prev=b + [G], gen_ru=b + [2 * G], gen_c=b + [G], gen_rh=b + [G])
-        _, tas = _loop(num_steps, step, (con_h0, gen_h0, fb0), list(shapes), stack=False,
-                       peel_step0=only_step0)
+    def run(*inputs):
+        x = _LoopInputs(*inputs)
+        shapes = _saved_shapes(x, eps_tbu.shape[-1])
+        _, tas = _loop(num_steps, _forward_step(x, s), (x.con_h0, x.gen_h0, x.fb0),
+                       list(shapes), stack=False, peel_step0=s.only_step0)
         saved = StepSaved(*tas)  # TensorArrays over time
         con_hs, cos, us, gen_hs, facs = [
             ta.stack() for ta in (saved.con_h, saved.co, saved.u, saved.gen_h, saved.fac)]
@@ -334,72 +448,23 @@ def controller_generator(con_xp, fb0_bxf, con_h0, gen_h0, con_w, co_w, gen_xp, g
 
         def grad(d_gen, d_fac, d_u, d_mean, d_logvar):
             d_fac, d_u, d_mean, d_logvar = [
-                tf.zeros_like(x) if d is None else d for d, x in
+                tf.zeros_like(out) if d is None else d for d, out in
                 zip((d_fac, d_u, d_mean, d_logvar), (facs, us, means, logvars))]
-            # u = mean + exp(logvar/2) * eps: a gradient g_u of u reaches [mean, logvar]
-            # as g_u * [1, exp(logvar/2) * eps / 2] (eps's factor is 0 at the mean)
-            du_dco = tf.concat([tf.ones_like(logvars), tf.zeros_like(logvars) if use_mean
-                                else 0.5 * tf.exp(0.5 * logvars) * eps_tbu], -1)
+            du_dco = _du_dco(logvars, eps_tbu, use_mean)
             # the gradients of [mean, logvar] from outside the loop, u's included
             d_co_out = tf.concat([d_mean, d_logvar], -1) + tf.tile(d_u, [1, 1, 2]) * du_dco
-            w_fac_t, w_co_t = _transposed(w_fac), _transposed(w_co)
-            con_w_ru_t, con_w_c_t = _transposed(con_w_ru), _transposed(con_w_c)
-            gen_w_ru_t, gen_w_c_t = _transposed(gen_w_ru), _transposed(gen_w_c)
-
-            def back(t, carry, at_step0):
-                g_con, g_gen, g_fb = carry
-                g_fac = tf.gather(d_fac, t) + g_fb if F else tf.gather(d_fac, t)
-                g_gen_do = tf.matmul(g_fac, w_fac_t)
-                if gen_mask_tbg is not None:
-                    g_gen_do *= tf.gather(gen_mask_tbg, t)
-                g = g_gen + g_gen_do
-                if d_gen is not None:  # (gen_states are not in the training cost)
-                    g += tf.gather(d_gen, t)
-                g = _through_clip(g, t, at_step0, gen_hs, clip)
-                d_gen_prev, d_u_gen, d_gen_aru, d_gen_ac = _cell_backward(
-                    g, saved.gen_prev.read(t), saved.gen_ru.read(t), saved.gen_c.read(t),
-                    gen_w_ru_t, gen_w_c_t, U)
-                g_co = tf.gather(d_co_out, t) + tf.tile(d_u_gen, [1, 2]) * tf.gather(du_dco,
-                                                                                    t)
-                g = _through_clip(g_con + tf.matmul(g_co, w_co_t), t,
-                                  at_step0, con_hs, clip)
-                d_con_prev, d_z_con, d_con_aru, d_con_ac = _cell_backward(
-                    g, saved.con_prev.read(t), saved.con_ru.read(t), saved.con_c.read(t),
-                    con_w_ru_t, con_w_c_t, F)
-                g_fb_prev = g_fb
-                if F:
-                    g_fb_prev = d_z_con if fb_mask_tbf is None \
-                        else d_z_con * tf.gather(fb_mask_tbf, t)
-                return ((d_con_prev, d_gen_prev, g_fb_prev),
-                        [d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_fac, g_co])
-
-            d_shapes = [b + [2 * C], b + [C], b + [2 * G], b + [G], b + [w_fac.shape[1]],
-                        b + [2 * U]]
-            (d_con_h0, d_gen_h0, d_fb0), (d_con_aru, d_con_ac, d_gen_aru, d_gen_ac, g_facs,
-                                          g_cos) = _loop(
-                num_steps, back, (tf.zeros_like(con_h0), tf.zeros_like(gen_h0),
-                                  tf.zeros_like(fb0)), d_shapes, reverse=True,
-                peel_step0=only_step0)
-            z_con = None
-            if F:
-                z_con = tf.concat([fb0[None], facs[:-1]], 0)
-                if fb_mask_tbf is not None:
-                    z_con *= fb_mask_tbf
-            d_con_w = _weight_grads(z_con, saved.con_prev.stack(), saved.con_rh.stack(),
-                                    d_con_aru, d_con_ac)
-            d_gen_w = _weight_grads(us, saved.gen_prev.stack(), saved.gen_rh.stack(),
-                                    d_gen_aru, d_gen_ac)
-            d_w_co = tf.matmul(tf.reshape(con_hs, [-1, C]), tf.reshape(g_cos, [-1, 2 * U]),
-                               transpose_a=True)
-            gen_do = gen_hs if gen_mask_tbg is None else gen_hs * gen_mask_tbg
-            d_w_fac = tf.matmul(tf.reshape(gen_do, [-1, G]),
-                                tf.reshape(g_facs, [-1, w_fac.shape[1]]), transpose_a=True)
-            return [_grad_of_input(d_con_aru, con_xp_ru, 2), _grad_of_input(d_con_ac, con_xp_c, 2), d_fb0,
-                    d_con_h0, d_gen_h0, d_con_w[0], d_con_w[1], d_w_co,
-                    tf.reduce_sum(g_cos, [0, 1]), _grad_of_input(d_gen_aru, gen_xp_ru, 2),
-                    _grad_of_input(d_gen_ac, gen_xp_c, 2), d_gen_w[0], d_gen_w[1], d_w_fac]
+            back = _backward_step(x, s, saved, con_hs, gen_hs, d_gen, d_fac, d_co_out,
+                                  du_dco)
+            (d_con_h0, d_gen_h0, d_fb0), d_steps = _loop(
+                num_steps, back, (tf.zeros_like(x.con_h0), tf.zeros_like(x.gen_h0),
+                                  tf.zeros_like(x.fb0)),
+                [shapes.con_ru, shapes.con_c, shapes.gen_ru, shapes.gen_c, shapes.fac,
+                 shapes.co], reverse=True, peel_step0=s.only_step0)
+            rest = _input_and_weight_grads(x, s, saved, con_hs, us, gen_hs, facs, d_steps)
+            return list(_LoopInputs(fb0=d_fb0, con_h0=d_con_h0, gen_h0=d_gen_h0, **rest))
 
         return (gen_hs, facs, us, means, logvars), _named(grad)
 
-    return run(con_xp[0], con_xp[1], fb0_bxf, con_h0, gen_h0, con_w[0], con_w[1],
-               co_w[0], co_w[1], gen_xp[0], gen_xp[1], gen_w[0], gen_w[1], w_fac)
+    return run(*_LoopInputs(con_xp[0], con_xp[1], fb0_bxf, con_h0, gen_h0, con_w[0],
+                            con_w[1], co_w[0], co_w[1], gen_xp[0], gen_xp[1], gen_w[0],
+                            gen_w[1], w_fac))

@@ -1,5 +1,5 @@
 """The generative core: g0 -> generator initial state, and the controller/generator
-loop that turns it into factors (§4.3, §4.8-§4.9).
+loop that turns it into factors.
 
 At step t (controller only with co_dim U > 0, feedback only if configured):
     con_h_t = GRU_con([ci_t, fb_{t-1}], con_h_{t-1});  q(u_t) = N(con_h_t W_co + b_co)
@@ -106,7 +106,7 @@ class ControllerGenerator(tf.Module):
                                 normalized=True)
 
     def l2_variables(self):
-        """(generator's, controller's) recurrent weights and biases (§6.3)."""
+        """(generator's, controller's) recurrent weights and biases (the L2-penalised ones)."""
         con = self.controller.l2_variables() if self.co_dim > 0 else []
         return self.generator.l2_variables(), con
 
@@ -160,7 +160,7 @@ class ControllerGenerator(tf.Module):
             ci = ci * draws.con_mask_bxtxk[:, :, :k]
             fb_mask = time_major(draws.con_mask_bxtxk[:, :, k:])
         if self.feedback_dim > 0:
-            # "t = -1" feedback: factors of the undropped initial state (spec Q29)
+            # "t = -1" feedback: factors of the undropped initial state, as the original
             fb0 = tf.matmul(gen_ics_bxg, w_fac)
         else:
             fb0 = tf.zeros(tf.stack([rows, 0]))
@@ -195,7 +195,7 @@ class ControllerGenerator(tf.Module):
             rows = tf.shape(gen_ics_bxg)[0]
             state["con"] = tf.tile(self.con_c0, tf.stack([rows, 1]))
         if feed is not None:
-            # "t = -1" feedback: from the undropped initial state, unclipped rates (Q29)
+            # "t = -1" feedback: undropped initial state, unclipped rates, as the original
             state["fb"] = feed(tf.matmul(gen_ics_bxg, w["fac"]), False)
         step = self._autodiff_step(w, has_con, feed, training, mode == "posterior_mean")
         out0 = self._autodiff_template(gen_ics_bxg, has_con, feedback, training,

@@ -1,4 +1,4 @@
-"""The model's building blocks: an affine map and the two GRU cells (spec §4.1-§4.3).
+"""The model's building blocks: an affine map and the two GRU cells.
 
 Each keeps the original's TF1 variable names (`<scope>/GRU/Gates/xh_2_ru/W`, ...),
 which write_model_params and the import of original models rely on.
@@ -8,7 +8,7 @@ import tensorflow as tf
 
 
 def init_normal(rng, shape, alpha):
-    """N(0, alpha/sqrt(fan_in)) initial values (plain normal, not truncated; §4.1)."""
+    """N(0, alpha/sqrt(fan_in)) initial values (not truncated, as the original)."""
     return (rng.standard_normal(shape) * (alpha / np.sqrt(shape[0]))).astype(np.float32)
 
 
@@ -35,7 +35,7 @@ def with_forget_bias(b_ru_1x2n, forget_bias):
 
 
 class Linear(tf.Module):
-    """Affine map y = x W + b with the original's variables `<name>/W`, `<name>/b` (§4.1).
+    """Affine map y = x W + b with the original's variables `<name>/W`, `<name>/b`.
 
     identity=True makes a parameter-free identity (the original's
     identity_if_possible shortcut); normalized=True rescales every column of W
@@ -82,14 +82,14 @@ class Linear(tf.Module):
 
 
 class EncoderGRU(tf.Module):
-    """The encoders' GRU (§4.2): one joint matrix over concat(x, h) for the gates.
+    """The encoders' GRU (the original's `GRU`): one joint gate matrix over concat(x, h).
 
         [r, u] = sigmoid(concat(x, h) W_ru + b_ru + [0, forget_bias])
         c      = tanh(concat(x, r*h) W_c + b_c)
         h'     = clip(u*h + (1-u)*c, -clip_value, clip_value)
 
     Only the gate weights get `weight_scale`; the candidate weights use alpha=1,
-    as in the original (spec Q11).
+    as in the original.
     """
 
     def __init__(self, n_in, n_units, scope, init_rng, weight_scale, clip_value,
@@ -128,7 +128,7 @@ class EncoderGRU(tf.Module):
 
 
 class GenGRU(tf.Module):
-    """The controller's and generator's GRU (§4.3): separate input/recurrent weights.
+    """The controller's and generator's GRU (`GenGRU`): separate input/recurrent weights.
 
         r = sigmoid(x W_xr + h W_hr + b_r),  u = sigmoid(x W_xu + h W_hu + b_u + 1)
         c = tanh(x W_xc + (r*h) W_hc + b_c), h' = clip(u*h + (1-u)*c)

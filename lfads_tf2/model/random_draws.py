@@ -8,7 +8,7 @@ code gave. The order below is part of the model's behaviour (a seeded run depend
 on it): change it and seeded results change.
 
     1. ext_mask_bxtxi     dropout of the external inputs      (train, inputs given)
-    2. data_mask_bxtxd    dropout of the data, shared by the IC and CI encoders (§4.5)
+    2. data_mask_bxtxd    dropout of the data, shared by the IC and CI encoders (train)
     3. ic_enc_mask_bxe    dropout of the IC encoders' final states     (train, Z > 0)
     4. g0_noise_bxz       N(0, 1) for g0 from the posterior or, prior_sample, the
                           prior                        (Z > 0, not posterior_mean)
@@ -17,7 +17,7 @@ on it): change it and seeded results change.
     7. con_mask_bxtxk     dropout of the controller inputs [encoder part, feedback]
                                                            (train, with controller)
     8. co_noise_txbxu     N(0, 1) for u_t; drawn in posterior_mean mode too, where
-                          only the KL uses it (§6.1, Q21)         (with controller)
+                          only the KL uses it, as the original   (with controller)
 Absent draws are None. B counts rows: trials times samples per trial, except for the
 masks 1-3, which act before the trials are repeated. T is the encoders' number of
 steps in 1-2 and the generator's (T + forward bins) in 5-8: with forward bins the

@@ -1,9 +1,11 @@
 """Per-dataset read-in and read-out: the only parts of the model that know a
-dataset's width D (§4.4).
+dataset's width D.
 
     read_in(dataset, x_bxtxd)     -> [B, T, readin_dim]   x W_in + b_in
     read_out(dataset, f_bxtxf)    -> params, a tuple of [B, T, N] (one per parameter of
-                                     the observation model)
+                                     the observation model), then the model's
+                                     per-neuron constants of that dataset, [N] each
+                                     (ZIG: s_min; none for Poisson and Gaussian)
 
 The read-out is wider than the read-in when a dataset has held-out neurons: it predicts
 N = D held-in + held-out neurons (`recon_dim` of the dataset's info, default D), the
@@ -43,7 +45,7 @@ class ReadInOut(tf.Module):
                             for n in names)
         identity = len(names) == 1 and not has_alignment
         self.readin_dim = datasets_info[names[0]]["data_dim"] if identity else factors_dim
-        self.readins, self.readouts = {}, {}
+        self.readins, self.readouts, self.constants = {}, {}, {}
         # readin then readout for each dataset: the order of the initial weights' draws
         for name in names:
             info = datasets_info[name]
@@ -60,7 +62,7 @@ class ReadInOut(tf.Module):
                 bias_init=in_bias, trainable=train_readin, identity=identity)
             out_w = None if matrix is None else np.asarray(matrix, np.float32).T
             # Each dataset gets its own alignment bias only (fixes the original's
-            # leak of the previous dataset's bias, spec Q6).
+            # leak of the previous dataset's bias into datasets without one).
             out_b = None if bias is None else np.asarray(bias, np.float32)[None, :]
             if N > D and out_w is not None:
                 # held-out neurons: no alignment rows, the default initial weights
@@ -70,6 +72,7 @@ class ReadInOut(tf.Module):
                 out_b = np.concatenate([out_b, np.zeros((1, N - D), np.float32)], axis=1)
             self.readouts[name] = observation.readout(
                 name, factors_dim, N, init_rng, out_w, out_b, len(names) == 1)
+            self.constants[name] = tuple(observation.constants(name, N))
 
     def _apply(self, dataset, layer_of, x):
         """layer_of(name)(x) for the dataset `dataset` (a name or an index tensor)."""
@@ -91,10 +94,23 @@ class ReadInOut(tf.Module):
     def read_out(self, dataset, factors_bxtxf):
         n_params = len(self.readouts[self.names[0]])
         return tuple(self._apply(dataset, lambda n, k=k: self.readouts[n][k], factors_bxtxf)
-                     for k in range(n_params))
+                     for k in range(n_params)) + self._constants(dataset)
+
+    def _constants(self, dataset):
+        """The observation model's constants of `dataset` (a name or an index tensor)."""
+        def of(name):
+            return [tf.constant(c) for c in self.constants[name]]
+
+        if not self.constants[self.names[0]]:
+            return ()
+        if isinstance(dataset, str):
+            return tuple(of(dataset))
+        if len(self.names) == 1:
+            return tuple(of(self.names[0]))
+        return tuple(tf.switch_case(dataset, [lambda n=n: of(n) for n in self.names]))
 
     def io_variables(self, with_readin):
-        """The read-out variables, and the read-in ones if with_readin (§7.2)."""
+        """The read-out variables, and the read-in ones if with_readin."""
         out = []
         for name in sorted(self.readouts):
             layers = list(self.readouts[name])

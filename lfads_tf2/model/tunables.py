@@ -6,10 +6,17 @@ training (lfads_tf2/search/lfads_tune.py) may perturb mid-run lives in a non-tra
 variable, and changing it never retraces:
 
     learning_rate_init  the learning-rate variable of the training state
-                        (checkpoints.TrainState.learning_rate, in the checkpoint)
-    cd_rate             the coordinated-dropout rate (checkpoints.Bundle.cd_rate)
-    keep_prob, kl_ic_weight, kl_co_weight, l2_gen_scale, l2_con_scale
-                        `Tunables`, owned by the model (lfads.LFADS.tunables)
+                        (build.TrainState.learning_rate, in the checkpoint)
+    cd_rate, keep_prob, kl_ic_weight, kl_co_weight, l2_gen_scale, l2_con_scale
+                        `Tunables`, owned by the model (lfads.LFADS.tunables); the
+                        coordinated-dropout rate is read by the input regularisers
+                        (lfads_tf2/model/regularisers.py; build.Bundle.cd_rate is this
+                        variable when CD is compiled in)
+
+The other input regularisers' settings are not here: the sample-validation entries
+(--sv_rate) are drawn once and kept in the checkpoint, so a new rate mid-run would not
+match them; the spike-jitter width is read from hps on the host at every epoch, outside
+any graph.
 
 Only the learning rate is in the checkpoint (as in the original); the others are set
 from the flags whenever a run starts (training.train), so a resumed run takes the
@@ -26,14 +33,20 @@ TensorFlow is imported when Tunables are built, not with the module: lfads_tune 
 PERTURBABLE to check a search space before anything else starts.
 """
 # Read in the graph from Tunables.
-IN_GRAPH = ("keep_prob", "kl_ic_weight", "kl_co_weight", "l2_gen_scale", "l2_con_scale")
+IN_GRAPH = ("cd_rate", "keep_prob", "kl_ic_weight", "kl_co_weight", "l2_gen_scale",
+            "l2_con_scale")
 # Every flag a search may change in a running trial (population-based training).
-PERTURBABLE = ("learning_rate_init", "cd_rate") + IN_GRAPH
+PERTURBABLE = ("learning_rate_init",) + IN_GRAPH
 
 
 def searched(hps, name):
     """Whether a search may change flag `name` during the run (hps.search_keys)."""
     return name in (hps.get("search_keys") or ())
+
+
+def _value(hps, name):
+    # hps written before coordinated dropout existed lack cd_rate: they had none
+    return float(hps.get(name, 0.0) if name == "cd_rate" else hps[name])
 
 
 class Tunables:
@@ -46,7 +59,7 @@ class Tunables:
 
     def __init__(self, hps):
         import tensorflow as tf
-        self.variables = {name: tf.Variable(float(hps[name]), dtype=tf.float32,
+        self.variables = {name: tf.Variable(_value(hps, name), dtype=tf.float32,
                                             trainable=False, name="tunable_" + name)
                           for name in IN_GRAPH}
 
@@ -59,7 +72,7 @@ class Tunables:
     def assign(self, hps):
         """Sets every variable from hps (a run that starts, or an exploit)."""
         for name, var in self.variables.items():
-            var.assign(float(hps[name]))
+            var.assign(_value(hps, name))
 
     def values(self):
         """{name: float} the values in effect."""

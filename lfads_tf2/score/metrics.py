@@ -9,6 +9,8 @@ rates cover the same extent.
 * bits per spike (co-bps on the held-out neurons over the T held-in bins, fp-bps on all
   neurons over the T_fp forward bins): how much better the rates predict the spikes than
   each neuron's mean rate, in bits per spike.
+* bits per entry (co-bpe, fp-bpe), the same for continuous data (Gaussian, ZIG, gamma)
+  with the observation model's likelihood, per observed entry.
 * PSTH R²: condition-averaged rates against condition-averaged (smoothed) spikes.
 * Rate R² against known true rates: `lfads_tf2.score.rate_r2`.
 """
@@ -69,6 +71,44 @@ def fp_bps(rates_etn, recon_etn, t_heldin):
     """Forward-prediction bits per spike: all neurons (held-in and held-out) over the
     bins after the first t_heldin. rates and recon are [E, T + T_fp, N]."""
     return bits_per_spike(np.asarray(rates_etn)[:, t_heldin:],
+                          np.asarray(recon_etn)[:, t_heldin:])
+
+
+def bits_per_entry(model, params_etp, x_etn):
+    """(LL(params) - LL(null)) / (entries * ln 2): NLB's bits per spike for continuous
+    data, with the observation model's log-likelihood in place of Poisson's and the
+    number of observed (non-NaN) entries in place of the spikes' (a trace has no count
+    to divide by).
+
+    model: an observation model (lfads_tf2.model.observation) with its constants;
+    params [E, T, P*N] its output_dist_params, x [E, T, N] the data. The null model
+    holds each neuron's parameters constant, fitted by maximum likelihood to x itself
+    (model.null_params), as NLB's null rate is each neuron's mean count. NaN entries of
+    x are left out. Raises ValueError when no entry is observed.
+    """
+    x = np.asarray(x_etn, dtype=np.float64)
+    observed = ~np.isnan(x)
+    n = int(observed.sum())
+    if n == 0:
+        raise ValueError("no observed entries to score (bits per entry divides by "
+                         "their number)")
+    ll_model = model.log_likelihood_np(x, params_etp)[observed].sum()
+    ll_null = model.log_likelihood_np(x, model.null_params(x))[observed].sum()
+    return float((ll_model - ll_null) / n / math.log(2))
+
+
+def co_bpe(model, params_etp, recon_etn, n_heldin, t_heldin):
+    """Co-smoothing bits per entry: held-out neurons (n_heldin:) over the first
+    t_heldin bins; params [E, >= t_heldin, P*N], recon [E, >= t_heldin, N]."""
+    recon = np.asarray(recon_etn)
+    part, params = model.take_neurons(np.asarray(params_etp)[:, :t_heldin],
+                                      slice(n_heldin, recon.shape[-1]))
+    return bits_per_entry(part, params, recon[:, :t_heldin, n_heldin:])
+
+
+def fp_bpe(model, params_etp, recon_etn, t_heldin):
+    """Forward-prediction bits per entry: all neurons over the bins after t_heldin."""
+    return bits_per_entry(model, np.asarray(params_etp)[:, t_heldin:],
                           np.asarray(recon_etn)[:, t_heldin:])
 
 

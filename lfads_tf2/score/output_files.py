@@ -1,10 +1,12 @@
 """Reading an LFADS output file next to the data file it ran on, with one-line errors.
 
 The output file is a `posterior_sample_and_average` or `posterior_push_mean` file:
-`output_dist_params` [E_out, T, D] rates, or [E_out, T, 2D] Gaussian means then
-variances. The data file holds `<split>_data` [E, T, D] and optionally `<split>_truth`
-and the scalars `conversion_factor`, `max_firing_rate`, `dt`. Every check raises
-InputError with a message naming the file, the key and the problem.
+`output_dist_params` [E_out, T, P*D], the P parameters of its observation model (Poisson
+rates; Gaussian means then variances; ...), `output_dist_mean` [E_out, T, D] and the
+attribute `output_dist` (both absent in files of older versions). The data file holds
+`<split>_data` [E, T, D] and optionally `<split>_truth` and the scalars
+`conversion_factor`, `max_firing_rate`, `dt`. Every check raises InputError with a
+message naming the file, the key and the problem.
 """
 import os
 import re
@@ -13,10 +15,8 @@ import h5py
 import numpy as np
 
 from lfads_tf2.evaluate import figures
-
-
-class InputError(Exception):
-    """A problem with the files named by the user; commands print it as one line."""
+from lfads_tf2.model import observation
+from lfads_tf2.errors import InputError
 
 
 def open_h5(path, what):
@@ -90,18 +90,58 @@ def check_shapes(out_path, params_shape, data_path, data_key, data_shape):
                          % (out_path, t_out, data_path, data_key, t_dat))
 
 
-def resolve_output_dist(requested, width, n_chan, out_path):
-    """Poisson iff output_dist_params is [.., D], Gaussian iff [.., 2D] (means, variances)."""
-    inferred = {n_chan: "poisson", 2 * n_chan: "gaussian"}.get(width)
-    if inferred is None:
-        raise InputError("%s: output_dist_params has %d channels, the data %d: expected %d "
-                         "(poisson) or %d (gaussian)" % (out_path, width, n_chan, n_chan,
-                                                        2 * n_chan))
-    if requested is not None and requested != inferred:
-        raise InputError("%s: --output_dist=%s but output_dist_params has %d channels for "
-                         "%d data channels (that is %s)" % (out_path, requested, width,
-                                                            n_chan, inferred))
-    return inferred
+def stored_output_dist(hf):
+    """The --output_dist a posterior file was written with (its attribute
+    `output_dist`), or None for files from before the attribute."""
+    value = hf.attrs.get("output_dist")
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def resolve_output_dist(requested, width, n_chan, out_path, stored=None):
+    """The observation model whose output_dist_params are `width` wide for `n_chan`
+    channels (Poisson [.., D], Gaussian [.., 2D], ...); `requested` if given must fit.
+    stored: the file's own model (stored_output_dist), which decides when the width
+    fits several (Gaussian and gamma are both [.., 2D]); a file without one comes from a
+    version with Poisson and Gaussian only."""
+    if stored is not None and requested not in (None, stored):
+        raise InputError("%s: --output_dist=%s but the file was written by an "
+                         "--output_dist=%s model" % (out_path, requested, stored))
+    unnamed = stored is None and requested is None
+    requested = stored if stored is not None else requested
+    fits = observation.names_for_width(width, n_chan, unnamed)
+    if not fits:
+        raise InputError("%s: output_dist_params has %d channels, the data %d: expected %s"
+                         % (out_path, width, n_chan, observation.describe_widths(n_chan)))
+    if requested is not None:
+        if requested not in fits:
+            raise InputError("%s: --output_dist=%s but output_dist_params has %d channels for "
+                             "%d data channels (that is %s)" % (out_path, requested, width,
+                                                                n_chan, " or ".join(fits)))
+        return requested
+    if len(fits) > 1:
+        raise InputError("%s: output_dist_params has %d channels for %d data channels, which "
+                         "fits %s; pass --output_dist" % (out_path, width, n_chan,
+                                                          " and ".join(fits)))
+    return fits[0]
+
+
+def model_of_file(hf, output_dist):
+    """The observation model `output_dist` with the constants the file holds
+    (`output_dist_<name>`, e.g. ZIG's output_dist_s_min), for reading its parameters."""
+    model = observation.MODELS[output_dist]
+    return observation.for_dist(output_dist, **{
+        name: np.asarray(require(hf, "output_dist_" + name)[()])
+        for name in model.constant_names})
+
+
+def mean_of_file(hf, output_dist):
+    """The observation model's mean [E, T, N] of a posterior file: `output_dist_mean`,
+    else (files from before that key) the mean of `output_dist_params`."""
+    if "output_dist_mean" in hf:
+        return np.asarray(hf["output_dist_mean"][()], np.float64)
+    return model_of_file(hf, output_dist).mean(require(hf, "output_dist_params")[()])
 
 
 def truth_scale_from_file(hf, output_dist):

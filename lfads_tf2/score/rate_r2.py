@@ -41,6 +41,31 @@ def r2_scores(pred_etd, truth_etd):
             "r2_per_neuron": r2_d}
 
 
+def affine_fit(pred_etd, truth_etd):
+    """Each neuron's least-squares map truth ~ a_d * pred + b_d over trials x time ->
+    (a [D], b [D]); a = 0 for a neuron whose prediction is constant. For data whose
+    units differ from the truth's (e.g. calcium traces against spike rates)."""
+    pred_c, truth_c = _centered(pred_etd, truth_etd)
+    var_d = np.sum(pred_c ** 2, axis=(0, 1))
+    cov_d = np.sum(pred_c * truth_c, axis=(0, 1))
+    a = np.where(var_d > 0, cov_d / np.where(var_d > 0, var_d, 1.0), 0.0)
+    pred_mean = np.asarray(pred_etd, np.float64).mean(axis=(0, 1))
+    truth_mean = np.asarray(truth_etd, np.float64).mean(axis=(0, 1))
+    return a, truth_mean - a * pred_mean
+
+
+def r2_affine(pred_etd, truth_etd, fit_pred_etd=None, fit_truth_etd=None):
+    """r2_scores of a_d * pred + b_d against truth, the per-neuron map (affine_fit)
+    fitted on (fit_pred, fit_truth), by default the scored arrays themselves (then each
+    neuron's R² is its squared correlation with the truth). Adds "slopes" [D]."""
+    if fit_pred_etd is None:
+        fit_pred_etd, fit_truth_etd = pred_etd, truth_etd
+    a, b = affine_fit(fit_pred_etd, fit_truth_etd)
+    out = r2_scores(np.asarray(pred_etd, np.float64) * a + b, truth_etd)
+    out["slopes"] = a
+    return out
+
+
 def r2_per_bin(pred_etd, truth_etd):
     """R² of each time bin, and its share of the error; pred and truth [E, T, D].
 

@@ -26,11 +26,17 @@ import textwrap
 
 from absl import flags
 
-import run_lfads
+from lfads_tf2 import errors
+from lfads_tf2.train import runtime
+from lfads_tf2.train import hparams
+from lfads_tf2.train import flags as run_flags
+from lfads_tf2.data import checks
+from lfads_tf2.model import observation
 import utils
 from lfads_tf2 import cli
 from lfads_tf2.search import space as search_space, trial as search_trial
 from lfads_tf2.model import tunables
+from lfads_tf2.errors import SearchError
 
 FLAGS = flags.FLAGS
 
@@ -73,13 +79,13 @@ SEARCH_GROUPS = [
 ]
 # run_lfads's flags after the command's own: every trial starts from them.
 FLAG_GROUPS = SEARCH_GROUPS + [("run_lfads: " + title, names)
-                               for title, names in run_lfads.FLAG_GROUPS]
+                               for title, names in run_flags.FLAG_GROUPS]
 
 # Flags a search may set: the model and its training (not the data, the save folder,
 # the budget --max_epochs or the sample-validation entries the metric is measured on).
 _NOT_SEARCHABLE = {"max_epochs", "do_reset_learning_rate", "max_consecutive_nonfinite_steps",
                    "max_nonfinite_restores", "sv_rate", "sv_seed", "lve_metric"}
-SEARCHABLE = [name for title, names in run_lfads.FLAG_GROUPS
+SEARCHABLE = [name for title, names in run_flags.FLAG_GROUPS
               if title.startswith("Model:") or (title.startswith("Training:")
                                                 and "which weights" not in title)
               for name in names if name not in _NOT_SEARCHABLE]
@@ -117,10 +123,6 @@ Starting the same command again resumes an interrupted search.
 """ % textwrap.fill("Searchable flags: %s." % ", ".join(SEARCHABLE), width=88)
 
 
-class SearchError(Exception):
-    """A problem with the command's own settings, as one line."""
-
-
 # ------------------------------------------------------------------ before Ray
 class Plan(dict):
     """Everything a search needs, checked before Ray starts (see `prepare`)."""
@@ -129,7 +131,7 @@ class Plan(dict):
 
 
 def _flag_types():
-    return {name: FLAGS[name].flag_type() for name in run_lfads.defined_flag_names()}
+    return {name: FLAGS[name].flag_type() for name in run_flags.defined_flag_names()}
 
 
 def _settings():
@@ -139,10 +141,10 @@ def _settings():
 def prepare(base_hps, settings):
     """Checks the settings, the flags, the search space and the data, without Ray.
 
-    base_hps: run_lfads.build_hps() of the command line (every trial's start).
+    base_hps: hparams.build_hps() of the command line (every trial's start).
     settings: {flag: value} of SEARCH_GROUPS.
-    Returns a Plan; raises SearchError, search_space.SpaceError, run_lfads.UsageError or
-    utils.DataError (all one line).
+    Returns a Plan; raises SearchError, search_space.SpaceError, errors.UsageError or
+    errors.DataError (all one line).
     """
     s = dict(settings)
     if s["search"] not in ("random", "pbt"):
@@ -165,11 +167,11 @@ def prepare(base_hps, settings):
     if not s["search_space"]:
         raise SearchError("--search_space: required, a YAML or JSON file (lfads_tune --help "
                           "shows the format)")
-    hps = run_lfads.HParams(base_hps)
+    hps = hparams.HParams(base_hps)
     hps.kind = "train"
     if hps.get("max_epochs") is None:
         raise SearchError("--max_epochs: required, each trial's number of epochs")
-    run_lfads.validate_hps(hps)
+    hparams.validate_hps(hps)
 
     path = s["search_space"]
     params = search_space.parse(search_space.read_file(path), path, _flag_types(),
@@ -177,22 +179,23 @@ def prepare(base_hps, settings):
     if s["search"] == "pbt":
         search_space.check_perturbable(params, path, tunables.PERTURBABLE)
 
-    datasets, notes = utils.load_datasets(
-        hps.data_dir, hps.data_filename_stem, hps.output_dist,
+    datasets, notes = checks.load_datasets(
+        hps.data_dir, hps.data_filename_stem, observation.for_dist(hps.output_dist),
         ext_input_dim=hps.ext_input_dim, factors_dim=hps.factors_dim,
-        batch_size=hps.batch_size, kind="train")
+        batch_size=hps.batch_size, kind="train", nan_is_missing=hps.nan_is_missing)
     for note in notes:
         print("note: " + note)
 
     def check(values):
-        trial = run_lfads.HParams(hps)
+        trial = hparams.HParams(hps)
         trial.update(values)
-        run_lfads.validate_hps(trial)
+        hparams.validate_hps(trial)
         if "factors_dim" in values or "batch_size" in values:
-            utils.validate_datasets(datasets, trial.output_dist, trial.ext_input_dim,
+            checks.validate_datasets(datasets, observation.for_dist(trial.output_dist), trial.ext_input_dim,
                                     factors_dim=trial.factors_dim,
-                                    batch_size=trial.batch_size)
-        run_lfads.add_derived_hps(trial, datasets)
+                                    batch_size=trial.batch_size,
+                                    nan_is_missing=trial.nan_is_missing)
+        hparams.add_derived_hps(trial, datasets)
 
     search_space.check_values(params, path, check)
     out = os.path.abspath(hps.lfads_save_dir)
@@ -301,9 +304,9 @@ def lfads_trial(config, setup):
     hps = search_trial.trial_hps(setup["hps"], config, save_dir, setup["search_keys"],
                                  setup["report_every"])
     datasets = setup["datasets"]
-    run_lfads.add_derived_hps(hps, datasets)
-    utils.quiet_tensorflow_import()
-    run_lfads.configure_threads(*setup["threads"])
+    hparams.add_derived_hps(hps, datasets)
+    runtime.quiet_tensorflow_import()
+    runtime.configure_threads(*setup["threads"])
     restored = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -460,7 +463,7 @@ def write_figure(rows, metric, out, title=""):
 def flagfile_lines(hps):
     """--flag=value lines of every run_lfads flag for hps (absl's --flagfile)."""
     lines = []
-    for name in run_lfads.defined_flag_names():
+    for name in run_flags.defined_flag_names():
         if name in ("kind",) or name not in hps or hps[name] is None:
             continue
         value = hps[name]
@@ -480,7 +483,7 @@ def write_best_model(result, plan):
     if os.path.isdir(tmp):
         shutil.rmtree(tmp)
     result.checkpoint.to_directory(tmp)
-    hps = run_lfads.HParams(plan.hps)
+    hps = hparams.HParams(plan.hps)
     hps.update({k: v for k, v in result.config.items() if k in hps})
     hps.lfads_save_dir = dest
     with open(os.path.join(tmp, FLAGFILE), "w") as f:
@@ -565,7 +568,7 @@ def main(argv):
         raise SearchError("unexpected argument %r (lfads_tune takes flags only)" % argv[1])
     from absl import logging
     logging.set_verbosity(logging.WARNING)
-    plan = prepare(run_lfads.build_hps(), _settings())
+    plan = prepare(hparams.build_hps(), _settings())
     results, _ = run_search(plan)
     failed = [r for r in results if r.error is not None]
     if failed:
@@ -579,8 +582,8 @@ def main(argv):
 def console_main():
     """Entry point of the `lfads_tune` console command."""
     cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
-            errors=(SearchError, search_space.SpaceError, run_lfads.UsageError,
-                    utils.DataError, utils.LfadsError))
+            errors=(SearchError, search_space.SpaceError, errors.UsageError,
+                    errors.DataError, errors.LfadsError))
 
 
 if __name__ == "__main__":

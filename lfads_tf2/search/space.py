@@ -21,6 +21,8 @@ import itertools
 import json
 import math
 
+from lfads_tf2.errors import SpaceError
+
 # name -> (flag types it fits, what its list holds)
 DISTRIBUTIONS = collections.OrderedDict([
     ("uniform", (("float",), "[low, high]")),
@@ -34,10 +36,6 @@ DISTRIBUTIONS = collections.OrderedDict([
 MAX_COMBINATIONS = 4096
 
 Param = collections.namedtuple("Param", "name dist args")  # args: [low, high] or choices
-
-
-class SpaceError(ValueError):
-    """A problem with the search space, as one line."""
 
 
 def describe(param):

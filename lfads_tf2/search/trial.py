@@ -39,7 +39,7 @@ _NOT_IN_GRAPH = tunables.PERTURBABLE + ("lfads_save_dir", "seed", "do_reset_lear
 
 def trial_hps(base_hps, config, save_dir, search_keys, report_every):
     """The hyperparameters of one trial: base_hps (the command's flags, as a
-    run_lfads.HParams without the data-derived keys) with the trial's config (flag ->
+    hparams.HParams without the data-derived keys) with the trial's config (flag ->
     value, and "seed"), its own save folder, a regular checkpoint at every report and
     hps.search_keys, the flags the search sets (lfads_tf2/model/tunables.py)."""
     hps = type(base_hps)(base_hps)

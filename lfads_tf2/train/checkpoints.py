@@ -1,6 +1,6 @@
-"""Checkpoints of an LFADS model (spec §8.5): building them, saving, reading back.
+"""Checkpoints of an LFADS model: saving and reading back.
 
-`build(hps, info)` makes the model with its optimizer, training state and checkpoint;
+A checkpoint holds what lfads_tf2.train.build makes (model, optimizer, training state);
 `restore(...)` loads a checkpoint chosen by --checkpoint_pb_load_name after checking
 that every tensor is readable and fits the model; `CheckpointSaver` writes them with
 TF state files (`checkpoint`, `checkpoint_lve`) as the original; `SaveDirLock` keeps
@@ -9,136 +9,19 @@ a second training run out of the save folder.
 Unlike the original, everything the loop decides on (epoch, learning rate, the
 plateau window, the lowest validation cost, the random generator state and the seed
 of the batch order) lives in the checkpoint (`TrainState`), so a restarted run
-continues as an uninterrupted one would (the original forgot this on restart, spec Q14).
+continues as an uninterrupted one would (the original forgot this on restart).
 """
-import collections
 import json
 import os
-import random
 
-import numpy as np
 import tensorflow as tf
 
-import lfads
-from lfads_tf2.train import checkpoint_layout, optimizer as optimizer_lib
-from lfads_tf2.model import regularisers
 import utils
-from utils import LfadsError
-
-
+from lfads_tf2.errors import LfadsError
+from lfads_tf2.train import build, checkpoint_layout
 
 CHECKPOINT_STATE = "checkpoint"
 CHECKPOINT_STATE_LVE = "checkpoint_lve"
-
-
-# Flags that fix the shapes of the variables: a checkpoint can only be restored
-# with the same values.
-ARCHITECTURE_KEYS = (
-    "output_dist", "ext_input_dim", "inject_ext_input_to_gen", "ic_dim",
-    "factors_dim", "ic_enc_dim", "gen_dim", "co_dim", "ci_enc_dim", "con_dim",
-    "do_causal_controller", "do_feed_factors_to_controller",
-    "feedback_factors_or_rates", "dataset_names", "dataset_dims", "dataset_recon_dims")
-# Keys derived from the data files, not from flags of their own.
-_DATA_KEYS = ("dataset_names", "dataset_dims", "dataset_recon_dims")
-
-
-# ------------------------------------------------------------------ model and state
-class TrainState(tf.Module):
-    """Everything besides weights and optimizer slots that a resumed run needs."""
-
-    def __init__(self, hps, arch_json, base_seed):
-        super().__init__(name=None)
-        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="LFADS/global_step")
-        self.learning_rate = tf.Variable(hps.learning_rate_init, dtype=tf.float32,
-                                         trainable=False, name="LFADS/learning_rate")
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        # Plateau rule history: last training totals (+inf after a decay), §8.4.
-        self.train_costs = tf.Variable(np.zeros([0], np.float64), trainable=False,
-                                       shape=tf.TensorShape([None]), name="train_costs")
-        self.valid_count = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="valid_count")
-        self.lowest_valid_cost = tf.Variable(np.inf, dtype=tf.float64, trainable=False,
-                                             name="lowest_valid_cost")
-        self.base_seed = tf.Variable(base_seed, dtype=tf.int64, trainable=False,
-                                     name="base_seed")
-        self.arch_json = tf.Variable(arch_json, dtype=tf.string, trainable=False,
-                                     name="arch_json")
-        self.bad_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                     name="nonfinite_steps")
-
-
-# cd_rate: the coordinated-dropout rate, a non-trainable float32 variable the training
-#   step reads (None without CD, see masking.cd_enabled), so a search may change it
-#   between epochs. Not in the checkpoint: it is set from --cd_rate whenever a run starts
-#   (training.set_search_variables), as the other values of lfads_tf2/model/tunables.py.
-# sv: masking.SampleValidation (the SV masks, checkpoint child `sv`) or None.
-Bundle = collections.namedtuple(
-    "Bundle", "model state optimizer rng checkpoint train_vars cd_rate sv")
-
-
-def architecture_json(hps):
-    """The flags that fix variable shapes, as JSON (stored in every checkpoint)."""
-    arch = {k: hps.get(k) for k in ARCHITECTURE_KEYS}
-    # read-out widths (held-out neurons); hps from before them have the data's widths
-    arch["dataset_recon_dims"] = hps.get("dataset_recon_dims") or hps["dataset_dims"]
-    return json.dumps(arch, sort_keys=True)
-
-
-def datasets_info(datasets):
-    """Per-dataset sizes and alignment arrays the model needs (no other data), and
-    the shape of the training data (for the sample-validation mask)."""
-    info = {}
-    for name, d in datasets.items():
-        train = d.get("train_data")
-        info[name] = {"data_dim": int(d["data_dim"]),
-                      "recon_dim": utils.heldout_extent(d)[0] if "train_data" in d
-                      else int(d["data_dim"]),
-                      "train_shape": None if train is None else tuple(np.shape(train)),
-                      "alignment_matrix_cxf": d.get("alignment_matrix_cxf"),
-                      "alignment_bias_c": d.get("alignment_bias_c")
-                      if d.get("alignment_matrix_cxf") is not None else None}
-    return info
-
-
-def build(hps, info):
-    """Creates model, training state, optimizer, random generator and checkpoint.
-
-    info: per-dataset sizes and alignment arrays, see `datasets_info`.
-    """
-    seed = hps.get("seed")
-    if seed is not None:
-        # Python's, NumPy's and TensorFlow's global seeds, as keras.utils.set_random_seed
-        # (which would import Keras, seconds at start-up, for nothing else)
-        random.seed(seed)
-        np.random.seed(seed)
-        tf.random.set_seed(seed)
-        rng = tf.random.Generator.from_seed(seed)
-        base_seed = seed
-    else:
-        # A fresh random seed rather than from_non_deterministic_state(), which
-        # TensorFlow refuses once op determinism is on in the process.
-        base_seed = int(np.random.SeedSequence().generate_state(1)[0])
-        rng = tf.random.Generator.from_seed(base_seed)
-    model = lfads.LFADS(hps, info, init_seed=seed)
-    state = TrainState(hps, architecture_json(hps), base_seed)
-    train_vars = model.trainable_variables_to_train()
-    # Slots for every trainable variable, not only those this run updates, so a
-    # checkpoint fits every --do_train_io_only / --do_train_encoder_only setting.
-    optimizer = optimizer_lib.Adam(model.trainable_variables, state.learning_rate)
-    cd_rate = sv = None
-    if regularisers.cd_enabled(hps):
-        cd_rate = tf.Variable(hps.cd_rate, dtype=tf.float32, trainable=False,
-                              name="cd_rate")
-    parts = dict(model=model, optimizer=optimizer, state=state, rng=rng)
-    if regularisers.sv_enabled(hps):
-        # Drawn here from --sv_seed; a restored checkpoint's mask replaces it.
-        sv = regularisers.SampleValidation(
-            {name: i["train_shape"] for name, i in info.items()
-             if i.get("train_shape") is not None}, hps.sv_rate, hps.get("sv_seed", 0))
-        parts["sv"] = sv
-    checkpoint = tf.train.Checkpoint(**parts)
-    return Bundle(model, state, optimizer, rng, checkpoint, train_vars, cd_rate, sv)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -304,10 +187,10 @@ def check_checkpoint(bundle, hps, path):
         except Exception:  # noqa: BLE001
             raise _Unusable("tensor %s is not the architecture record" % arch_key) \
                 from None
-        mine = json.loads(architecture_json(hps))
+        mine = json.loads(build.architecture_json(hps))
         for key in mine:
             if key in saved and saved[key] != mine[key]:
-                flag = key if key not in _DATA_KEYS else "data_filename_stem"
+                flag = key if key not in build.DATA_KEYS else "data_filename_stem"
                 raise _Unusable(
                     "checkpoint was trained with %s=%s but the flags give %s=%s "
                     "(pass the training flags, e.g. --%s=%s)"
@@ -418,32 +301,10 @@ def restore(bundle, hps, save_dir, state_name, required, fallback=False):
             raise LfadsError(_unusable_message(explicit, e)) from None
         return explicit
 
-    state_path = _state_path(save_dir, state_name)
-    paths, problem = parse_checkpoint_state(save_dir, state_name)
-    in_folder = checkpoints_in_folder(save_dir, _files_prefix(hps, state_name))
-    if not paths and problem is None and not (fallback and in_folder):
-        if required:
-            raise LfadsError("%s: no checkpoint (state file '%s' not found); train a "
-                             "model first or check --lfads_save_dir and "
-                             "--checkpoint_pb_load_name%s"
-                             % (save_dir, state_name,
-                                _pick_hint(in_folder, save_dir, "a checkpoint by name")))
+    paths, state_problem = _listed_checkpoints(hps, save_dir, state_name, required,
+                                               fallback)
+    if not paths:
         return None
-    if problem is None and not paths:
-        problem = "missing"
-    if problem is not None:
-        state_problem = ("%s: checkpoint state file missing" % state_path
-                         if problem == "missing" else
-                         "%s: checkpoint state file unreadable (%s)" % (state_path, problem))
-        if not fallback:
-            raise LfadsError(state_problem
-                             + _pick_hint(in_folder, save_dir, "a checkpoint by name"))
-        if not in_folder:
-            raise LfadsError(state_problem + " and no checkpoint files beside it; to "
-                             "start fresh, remove it or choose another --lfads_save_dir")
-        # Guessing from the files beats starting over beside them.
-        paths = in_folder
-
     skipped = []  # (path, _Unusable), newest first
     for i in range(len(paths) - 1, -1, -1):
         try:
@@ -454,31 +315,81 @@ def restore(bundle, hps, save_dir, state_name, required, fallback=False):
                                  + _pick_hint(paths[:i], save_dir)) from None
             skipped.append((paths[i], e))
             continue
-        if skipped or problem is not None:
-            step = int(bundle.state.global_step.numpy())
-            if skipped:
-                first = _unusable_message(*skipped[0])
-                if problem is not None:
-                    first = state_problem + "; " + first
-                if len(skipped) > 1:
-                    first += " (also unreadable: %s)" % ", ".join(
-                        os.path.basename(p) for p, _ in skipped[1:])
-            else:
-                first = state_problem
-            print("note: %s; resuming from %s (step %d)" % (first, paths[i], step))
-            # Cut the state back to this checkpoint, as a run killed right after
-            # saving it would have left it.
-            write_checkpoint_state(save_dir, state_name, paths[:i + 1])
+        if skipped or state_problem is not None:
+            _note_fallback(bundle, save_dir, state_name, paths[:i + 1], skipped,
+                           state_problem)
         return paths[i]
+    raise _no_readable_checkpoint(save_dir, state_name, skipped)
 
+
+def _listed_checkpoints(hps, save_dir, state_name, required, fallback):
+    """(checkpoint prefixes to try, oldest first; what is wrong with the state file,
+    one line, or None) for `restore`.
+
+    The prefixes are those the state file lists or, when it is missing or unreadable
+    and fallback, those in the folder. ([], None) when there is no checkpoint and none
+    is required. Raises LfadsError when one is required, and when the state file is
+    missing or unreadable and there is nothing to fall back to (or no fallback).
+    """
+    state_path = _state_path(save_dir, state_name)
+    paths, problem = parse_checkpoint_state(save_dir, state_name)
+    in_folder = checkpoints_in_folder(save_dir, _files_prefix(hps, state_name))
+    if not paths and problem is None and not (fallback and in_folder):
+        if required:
+            raise LfadsError("%s: no checkpoint (state file '%s' not found); train a "
+                             "model first or check --lfads_save_dir and "
+                             "--checkpoint_pb_load_name%s"
+                             % (save_dir, state_name,
+                                _pick_hint(in_folder, save_dir, "a checkpoint by name")))
+        return [], None
+    if problem is None and not paths:
+        problem = "missing"
+    if problem is None:
+        return paths, None
+    state_problem = ("%s: checkpoint state file missing" % state_path
+                     if problem == "missing" else
+                     "%s: checkpoint state file unreadable (%s)" % (state_path, problem))
+    if not fallback:
+        raise LfadsError(state_problem
+                         + _pick_hint(in_folder, save_dir, "a checkpoint by name"))
+    if not in_folder:
+        raise LfadsError(state_problem + " and no checkpoint files beside it; to "
+                         "start fresh, remove it or choose another --lfads_save_dir")
+    # Guessing from the files beats starting over beside them.
+    return in_folder, state_problem
+
+
+def _note_fallback(bundle, save_dir, state_name, paths, skipped, state_problem):
+    """After `restore` fell back to paths[-1]: prints one note saying why (skipped:
+    the newer (path, _Unusable), newest first; state_problem: the state file's, or
+    None) and cuts the state file back to `paths`, as a run killed right after saving
+    paths[-1] would have left it."""
+    step = int(bundle.state.global_step.numpy())
+    if skipped:
+        first = _unusable_message(*skipped[0])
+        if state_problem is not None:
+            first = state_problem + "; " + first
+        if len(skipped) > 1:
+            first += " (also unreadable: %s)" % ", ".join(
+                os.path.basename(p) for p, _ in skipped[1:])
+    else:
+        first = state_problem
+    print("note: %s; resuming from %s (step %d)" % (first, paths[-1], step))
+    write_checkpoint_state(save_dir, state_name, paths)
+
+
+def _no_readable_checkpoint(save_dir, state_name, skipped):
+    """The LfadsError of `restore` when no checkpoint listed is readable (skipped:
+    (path, _Unusable), newest first): the first made with other architecture flags,
+    most likely the flags' fault, else the newest."""
     arch = [(p, e) for p, e in skipped if e.architecture]
-    if arch:  # most likely the flags, not the files
-        raise LfadsError(_unusable_message(*arch[0]))
+    if arch:
+        return LfadsError(_unusable_message(*arch[0]))
     path, e = skipped[0]
-    raise LfadsError("%s: no readable checkpoint (newest: %s: %s); to start fresh, move "
-                     "the state file '%s' and the checkpoint files out of the folder, "
-                     "or choose another --lfads_save_dir"
-                     % (save_dir, os.path.basename(path), e.reason, state_name))
+    return LfadsError("%s: no readable checkpoint (newest: %s: %s); to start fresh, move "
+                      "the state file '%s' and the checkpoint files out of the folder, "
+                      "or choose another --lfads_save_dir"
+                      % (save_dir, os.path.basename(path), e.reason, state_name))
 
 
 def _unusable_message(path, e):
@@ -507,7 +418,7 @@ def step_of_checkpoint(path):
 
 
 def write_hps_file(hps, save_dir, step):
-    """hyperparameters-<step>.txt, JSON as the original (spec §2.3)."""
+    """hyperparameters-<step>.txt, JSON as the original."""
     utils.write_hps_json(os.path.join(save_dir, "hyperparameters-%d.txt" % step),
                          dict(hps))
 

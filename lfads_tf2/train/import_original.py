@@ -24,8 +24,11 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
+from lfads_tf2 import errors
 from lfads_tf2 import cli  # noqa: E402
 import utils  # noqa: E402
+from lfads_tf2.train import hparams
+from lfads_tf2.errors import ImportProblem
 
 flags.DEFINE_string("hps", None, "The original's hyperparameters-N.txt. Needed when SRC is a "
                     "model_params file; default: the one of SRC's checkpoint step, else the newest "
@@ -51,14 +54,9 @@ FLAG_GROUPS = [("Source", ["hps"])]
 _UNUSED_BIAS = re.compile(r".*_(x_2_ru|x_2_c|gen_2_fac)_b(_Adam(_1)?)?$")
 
 
-class ImportProblem(Exception):
-    """A source that cannot be imported; the command prints it as one line."""
-
-
 def _hps_defaults():
     """Our hyperparameters at their defaults (for keys older files lack)."""
-    import run_lfads
-    return run_lfads.hps_from_argv([])
+    return hparams.hps_from_argv([])
 
 
 def load_hps(path):
@@ -131,7 +129,7 @@ def read_source(src, hps_path=None):
 
 def build_target(hps, values):
     """Our bundle for hps; read-ins exist iff the source has them."""
-    from lfads_tf2.train import checkpoints
+    from lfads_tf2.train import build
     info = {}
     for name in hps["dataset_names"]:
         D = int(hps["dataset_dims"][name])
@@ -142,16 +140,16 @@ def build_target(hps, values):
                       if has_readin else None,
                       "alignment_bias_c": None}
     hps["seed"] = 0  # deterministic construction; weights are overwritten anyway
-    bundle = checkpoints.build(hps, info)
+    bundle = build.bundle(hps, info)
     hps["seed"] = None
     return bundle
 
 
 def expected_names(bundle):
     """{TF1 name: our variable} for every variable of the original's graph."""
-    from lfads_tf2.evaluate import kinds
+    from lfads_tf2.train import build
     names = {}
-    for v in kinds.original_variables(bundle):
+    for v in build.original_variables(bundle):
         names[v.name[:-2]] = v
     return names
 
@@ -188,12 +186,13 @@ def match(values, bundle, src):
 def import_model(src, out, hps_path=None):
     """Does the import; returns the path of the checkpoint written."""
     values, hps, step, desc = read_source(src, hps_path)
-    from lfads_tf2.train import checkpoints  # (after read_source: a bad SRC is reported without importing TensorFlow)
+    # after read_source: a bad SRC is reported without importing TensorFlow
+    from lfads_tf2.train import build, checkpoints
     bundle = build_target(hps, values)
     n, notes = match(values, bundle, desc)
     for note in notes:
         print("note: " + note)
-    bundle.state.arch_json.assign(checkpoints.architecture_json(hps))
+    bundle.state.arch_json.assign(build.architecture_json(hps))
     os.makedirs(out, exist_ok=True)
     hps["lfads_save_dir"] = out
     hps["kind"] = "train"
@@ -217,7 +216,7 @@ def main(argv):
 def console_main():
     """Entry point of the `lfads_import_original` console command."""
     cli.run(main, DESCRIPTION, FLAG_GROUPS, module=sys.modules[__name__],
-            errors=(ImportProblem, utils.DataError))
+            errors=(ImportProblem, errors.DataError))
 
 
 if __name__ == "__main__":

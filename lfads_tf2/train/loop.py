@@ -1,9 +1,10 @@
-"""The training loop of an LFADS model (spec §8-§9).
+"""The training loop of an LFADS model.
 
 `train(hps, datasets, make_plotter)` is the epoch loop of the original: batches ->
 compiled train step (see steps.py) -> validation -> lowest-validation checkpoint
-(see checkpoints.py) -> learning-rate plateau rule. Its helpers here: batching,
-spike jitter, the KL/L2 ramps, the plateau rule, fitlog and stdout lines,
+(see checkpoints.py) -> learning-rate plateau rule. Its helpers here: batching
+(the input regularisers between batch and step are lfads_tf2/model/regularisers.py's),
+the KL/L2 ramps, the plateau rule, fitlog and stdout lines,
 TensorBoard summaries and recovery from non-finite steps.
 
 With --sv_rate > 0 each epoch also reports sv_recon, the reconstruction cost of the
@@ -18,12 +19,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from lfads_tf2.train import checkpoints, steps
 import utils
-from utils import LfadsError
-
-
-
+from lfads_tf2.errors import LfadsError
+from lfads_tf2.model import regularisers
+from lfads_tf2.train import build, checkpoints, steps
 # ------------------------------------------------------------------ data handling
 def split_arrays(datasets, hps, split, names=None, sv_masks=None):
     """{name: {"data": float32 [E,T,D], "ext": [E,T,I], "recon": [E,T+fp,N]}} for a split.
@@ -59,7 +58,7 @@ def split_arrays(datasets, hps, split, names=None, sv_masks=None):
 
 
 def epoch_batches(split, batch_size, rs):
-    """Shuffled (name, trial indices) batches of one epoch (spec §8.1).
+    """Shuffled (name, trial indices) batches of one epoch.
 
     Each dataset's trials are shuffled and, when their number is not a multiple of
     the batch size, filled up with distinct randomly chosen repeats; the batches of
@@ -79,34 +78,10 @@ def epoch_batches(split, batch_size, rs):
     return [batches[i] for i in order]
 
 
-def jitter_spikes(counts_bxtxd, width, rs, fixed_bxtxd=None):
-    """Moves every spike by a random shift in [-width, width] bins (spec §8.6).
-
-    Shifts reflect at the edges, so each (trial, neuron) keeps its total count.
-    Differences from the original, kept on purpose: the shift range is symmetric
-    (the original's randint(-w, w) never shifted by +w, Q12) and only the batch is
-    jittered, not the whole split before every batch (same distribution, far less
-    work).
-
-    fixed_bxtxd: entries left out of the jitter (sample validation): their spikes
-    stay, and a spike that would land on one stays where it was, so their counts
-    are the data's and no other spike mixes with them.
-    """
-    counts = np.asarray(counts_bxtxd).astype(np.int64)
-    B, T, D = counts.shape
-    b, t, d = np.nonzero(counts)
-    reps = counts[b, t, d]
-    b, t, d = np.repeat(b, reps), np.repeat(t, reps), np.repeat(d, reps)
-    t_new = t + rs.randint(-width, width + 1, size=t.shape)
-    t_new = np.where(t_new < 0, -t_new, t_new)
-    t_new = np.where(t_new > T - 1, 2 * (T - 1) - t_new, t_new)
-    t_new = np.clip(t_new, 0, T - 1)  # a shift larger than T could still escape
-    if fixed_bxtxd is not None:
-        fixed = np.asarray(fixed_bxtxd) > 0
-        t_new = np.where(fixed[b, t, d] | fixed[b, t_new, d], t, t_new)
-    out = np.zeros_like(counts)
-    np.add.at(out, (b, t_new, d), 1)
-    return out.astype(np.float32)
+# Spike jitter is an input regulariser (lfads_tf2/model/regularisers.py); the loop hands
+# its own name of the function to the regularisers, so that it can be watched or replaced
+# here (the jitter test spies on loop.jitter_spikes).
+jitter_spikes = regularisers.jitter_spikes
 
 
 # ------------------------------------------------------------------ loop helpers
@@ -115,7 +90,7 @@ def ramp_value(step, start, increase):
 
 
 def plateau_rule(train_costs, current, n_to_compare):
-    """The learning-rate rule of §8.4. Returns (decay?, new history).
+    """The original's learning-rate plateau rule. Returns (decay?, new history).
 
     Decay when more than n costs are recorded and the current total is greater than
     the max of the last n; a decay records +inf so the next n epochs cannot decay.
@@ -127,7 +102,7 @@ def plateau_rule(train_costs, current, n_to_compare):
 
 
 def csv_line(i, step, tr, va, l2, kl_w, l2_w, nonfinite=0):
-    """One fitlog line with the original's token sequence (spec §8.5).
+    """One fitlog line with the original's token sequence.
 
     Tokens beyond the original's come at the end: `sv_recon,<value>` in runs with
     sample validation (tr["sv_recon"]), then `nonfinite,<count>` in epochs with
@@ -219,30 +194,18 @@ def _train_epoch(hps, state, train_split, train_step, rs):
 
     Skipped (non-finite) steps are left out of the means; more than
     --max_consecutive_nonfinite_steps of them in a row raise _NonFiniteTraining.
-    With sample validation the means hold "sv_recon" (see masking.py): the SV
+    With sample validation the means hold "sv_recon" (see regularisers.py): the SV
     entries' summed cost over the epoch divided by their number in trials.
     """
-    jitter = hps.output_dist == "poisson" and hps.temporal_spike_jitter_width > 0
+    # the host's regularisers (spike jitter); the others run in the step
+    regs = regularisers.Regularisers(hps, move_spikes=jitter_spikes)
     sums = collections.defaultdict(float)
     n_batches = n_bad = consecutive_bad = 0
     sv_nll = sv_trials = 0.0
     last = None
     for name, idx in epoch_batches(train_split, hps.batch_size, rs):
         batch = steps.take(train_split[name], idx)
-        if jitter:
-            width = hps.temporal_spike_jitter_width
-            fixed = batch.get("sv_mask")  # SV entries take no part in the jitter
-            if "recon" in batch:
-                # The input stays the held-in part of the (jittered) target, as without
-                # held-out neurons, where one array is both.
-                T, D = batch["data"].shape[1:]
-                if fixed is not None:
-                    fixed = np.pad(fixed, [(0, 0), (0, batch["recon"].shape[1] - T),
-                                           (0, batch["recon"].shape[2] - D)])
-                batch["recon"] = jitter_spikes(batch["recon"], width, rs, fixed_bxtxd=fixed)
-                batch["data"] = np.ascontiguousarray(batch["recon"][:, :T, :D])
-            else:
-                batch["data"] = jitter_spikes(batch["data"], width, rs, fixed_bxtxd=fixed)
+        batch = regs.on_host(batch, rs)
         res = steps.call_step(train_step, hps, name, batch)
         res = {k: v.numpy() for k, v in res.items()}
         if not res["applied"]:
@@ -322,22 +285,20 @@ Graph = collections.namedtuple("Graph", "bundle train_step eval_step")
 
 
 def build_graph(hps, datasets):
-    """The model, optimizer, state and checkpoint (checkpoints.build) with the compiled
+    """The model, optimizer, state and checkpoint (build.build) with the compiled
     training and validation steps (traced on their first call)."""
-    bundle = checkpoints.build(hps, checkpoints.datasets_info(datasets))
+    bundle = build.bundle(hps, build.datasets_info(datasets))
     return Graph(bundle, steps.make_train_step(bundle, hps), steps.make_eval_step(bundle, hps))
 
 
 def set_search_variables(bundle, hps):
     """Sets the variables of the hyperparameters a search may change (lfads_tf2/model/tunables.py)
     from hps, except the learning rate, which the checkpoint carries."""
-    bundle.model.tunables.assign(hps)
-    if bundle.cd_rate is not None:
-        bundle.cd_rate.assign(hps.cd_rate)
+    bundle.model.tunables.assign(hps)  # the CD rate (bundle.cd_rate) among them
 
 
 def train(hps, datasets, make_plotter=None, on_epoch=None, graph=None):
-    """--kind=train: the original's epoch loop with resumable state (spec §8).
+    """--kind=train: the original's epoch loop with resumable state.
 
     make_plotter(bundle, hps, datasets): the example figure every
     --plot_every_n_epochs epochs, an object with write_summary(rs) that writes
@@ -429,7 +390,8 @@ def _train_locked(hps, datasets, save_dir, make_plotter, on_epoch, graph):
     saver = checkpoints.CheckpointSaver(bundle.checkpoint, save_dir,
                                         hps.checkpoint_name + ".ckpt",
                                         checkpoints.CHECKPOINT_STATE, hps.max_ckpt_to_keep)
-    # The original used max_ckpt_to_keep here by mistake (spec Q7).
+    # The original's training used max_ckpt_to_keep here by mistake, so
+    # --max_ckpt_to_keep_lve had no effect.
     saver_lve = checkpoints.CheckpointSaver(bundle.checkpoint, save_dir,
                                             hps.checkpoint_name + "_lve.ckpt",
                                             checkpoints.CHECKPOINT_STATE_LVE,
@@ -459,8 +421,6 @@ def _epochs(hps, graph, datasets, save_dir, saver, saver_lve, train_split, valid
     if make_plotter is not None and hps.get("plot_every_n_epochs", 0) > 0:
         plotter = make_plotter(bundle, hps, datasets)
 
-    l2_scales_zero = hps.l2_gen_scale == 0 and hps.l2_con_scale == 0
-    lve_on_sv = hps.get("lve_metric", "valid") == "sv"
     recoveries = 0
     while True:
         epoch = int(state.epoch.numpy())
@@ -478,26 +438,11 @@ def _epochs(hps, graph, datasets, save_dir, saver, saver_lve, train_split, valid
             continue
         kl_w, l2_w, l2 = float(last["kl_weight"]), float(last["l2_weight"]), float(last["l2"])
         step = int(state.global_step.numpy())
-
         va = None
         if valid_split:
             va = run_validation(eval_step, hps, valid_split, hps.batch_size)
-            state.valid_count.assign_add(1)
-            # --lve_metric=sv: the lowest sv_recon instead (kept in the same variable)
-            lve_cost = tr["sv_recon"] if lve_on_sv else va["total"]
-            if (kl_w >= 1.0 and (l2_w >= 1.0 or l2_scales_zero)
-                    and int(state.valid_count.numpy()) > 1
-                    and lve_cost < float(state.lowest_valid_cost.numpy())):
-                state.lowest_valid_cost.assign(lve_cost)
-                saver_lve.save(step)
-
-        n_bad = tr["nonfinite_steps"]
-        print(stdout_line(epoch, step, tr, va, l2, kl_w, l2_w)
-              + ("" if not n_bad else "\tskipped non-finite steps: %d" % n_bad))
-        if csv_path:
-            with open(csv_path, "a") as f:
-                f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w, n_bad))
-        _write_summaries(writer, hps, bundle, step, tr, va, last)
+            _keep_lowest_validation(hps, state, saver_lve, step, tr, va, kl_w, l2_w)
+        _report_epoch(hps, bundle, writer, csv_path, epoch, step, tr, va, last)
         if plotter is not None and epoch % hps.plot_every_n_epochs == 0:
             with writer.as_default(step=step):
                 plotter.write_summary(rs)
@@ -505,14 +450,7 @@ def _epochs(hps, graph, datasets, save_dir, saver, saver_lve, train_split, valid
         record = epoch_record(epoch, step, tr, va, l2, kl_w, l2_w,
                               float(state.learning_rate.numpy()))
 
-        decay, history = plateau_rule(state.train_costs.numpy(), tr["total"],
-                                      hps.learning_rate_n_to_compare)
-        # Only the last n entries are ever read: keep the checkpoint small.
-        state.train_costs.assign(np.asarray(history[-(hps.learning_rate_n_to_compare + 1):],
-                                            np.float64))
-        if decay:
-            state.learning_rate.assign(state.learning_rate * hps.learning_rate_decay_factor)
-            print("Decreasing learning rate to %f." % float(state.learning_rate.numpy()))
+        _apply_plateau_rule(hps, state, tr["total"])
         state.epoch.assign_add(1)
         stop = float(state.learning_rate.numpy()) < hps.learning_rate_stop
         final = hps.get("max_epochs") is not None and epoch + 1 >= hps.max_epochs
@@ -525,8 +463,50 @@ def _epochs(hps, graph, datasets, save_dir, saver, saver_lve, train_split, valid
         if stop:
             print("Stopping optimization based on learning rate criteria.")
             break
-    # A final regular checkpoint (the original kept up to 9 epochs only in memory, Q15).
+    # A final regular checkpoint (the original kept up to 9 epochs only in memory).
     paths = checkpoints.read_checkpoint_state(save_dir, checkpoints.CHECKPOINT_STATE)
     step = int(state.global_step.numpy())
     if not paths or checkpoints.step_of_checkpoint(paths[-1]) != step:
         saver.save(step)
+
+
+def _keep_lowest_validation(hps, state, saver_lve, step, tr, va, kl_w, l2_w):
+    """Counts a validation and saves the lowest-validation checkpoint when this epoch's
+    cost (va's total, or tr's sv_recon with --lve_metric=sv, kept in the same variable)
+    is the lowest yet, once the KL and L2 ramps are done (kl_w, l2_w the epoch's last
+    weights), never at the first validation."""
+    state.valid_count.assign_add(1)
+    l2_scales_zero = hps.l2_gen_scale == 0 and hps.l2_con_scale == 0
+    lve_cost = tr["sv_recon"] if hps.get("lve_metric", "valid") == "sv" else va["total"]
+    if (kl_w >= 1.0 and (l2_w >= 1.0 or l2_scales_zero)
+            and int(state.valid_count.numpy()) > 1
+            and lve_cost < float(state.lowest_valid_cost.numpy())):
+        state.lowest_valid_cost.assign(lve_cost)
+        saver_lve.save(step)
+
+
+def _report_epoch(hps, bundle, writer, csv_path, epoch, step, tr, va, last):
+    """The epoch's stdout line, fitlog line (csv_path, or None) and TensorBoard scalars
+    from its training means tr, validation means va (or None) and last step's values."""
+    kl_w, l2_w, l2 = float(last["kl_weight"]), float(last["l2_weight"]), float(last["l2"])
+    n_bad = tr["nonfinite_steps"]
+    print(stdout_line(epoch, step, tr, va, l2, kl_w, l2_w)
+          + ("" if not n_bad else "\tskipped non-finite steps: %d" % n_bad))
+    if csv_path:
+        with open(csv_path, "a") as f:
+            f.write(csv_line(epoch, step, tr, va, l2, kl_w, l2_w, n_bad))
+    _write_summaries(writer, hps, bundle, step, tr, va, last)
+
+
+def _apply_plateau_rule(hps, state, train_total):
+    """The end-of-epoch learning-rate rule (`plateau_rule`) on the epoch's training
+    cost: decays the learning rate when the cost is above the largest of the last
+    --learning_rate_n_to_compare epochs'."""
+    decay, history = plateau_rule(state.train_costs.numpy(), train_total,
+                                  hps.learning_rate_n_to_compare)
+    # Only the last n entries are ever read: keep the checkpoint small.
+    state.train_costs.assign(np.asarray(history[-(hps.learning_rate_n_to_compare + 1):],
+                                        np.float64))
+    if decay:
+        state.learning_rate.assign(state.learning_rate * hps.learning_rate_decay_factor)
+        print("Decreasing learning rate to %f." % float(state.learning_rate.numpy()))

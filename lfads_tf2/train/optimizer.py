@@ -1,4 +1,4 @@
-"""The optimizer: Adam as TF1's AdamOptimizer, with the original's variable names (§7)."""
+"""The optimizer: Adam as TF1's AdamOptimizer, with the original's variable names."""
 import tensorflow as tf
 
 

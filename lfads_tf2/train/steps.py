@@ -1,4 +1,4 @@
-"""The compiled steps (spec §8.2): one tf.function per step for every dataset.
+"""The compiled steps: one tf.function per step for every dataset.
 
 `make_train_step` (forward, cost, clip, Adam) and `make_eval_step` (validation cost)
 are built on `compile_step`, which fixes the input signature; `call_step` runs any of
@@ -35,9 +35,9 @@ def batch_parts():
 def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_parts):
     """Batch means of the costs, the batch run as n_parts independent parts.
 
-    batch: dict of [B, ...] tensors (see `batch_signature`), and, from `mask_batch`,
-    "recon" (what is reconstructed, when the encoders read another "data") and
-    "cost_mask" (a masking.CostMask).
+    batch: dict of [B, ...] tensors (see `batch_signature`), and, from the input
+    regularisers (regularisers.Regularisers.apply), "recon" (what is reconstructed,
+    when the encoders read another "data") and "cost_mask" (a regularisers.CostMask).
 
     The parts share no ops (each draws from its own SeedStream), so TensorFlow runs
     them in parallel, one per core: the recurrences are sequential in time and the
@@ -50,7 +50,8 @@ def split_batch_costs(model, dataset, batch, rng, state, mode, keep_prob, n_part
 
     With SV entries in the cost mask, also the sums (not means) "sv_nll" (-log p of
     the SV entries) and "sv_trials" (the number of SV entries in trials of this data
-    set's T x D entries); their ratio over an epoch is sv_recon (see masking.py).
+    set's T x D entries, see regularisers.sv_trials); their ratio over an epoch is
+    sv_recon (see regularisers.py).
     """
     rows = tf.shape(batch["data"])[0]
     sizes = [(rows + i) // n_parts for i in range(n_parts)]
@@ -88,30 +89,13 @@ def part_sums(model, state, mode, keep_prob):
         sums = {key: tf.reduce_sum(getattr(costs, key)) for key in ("total", "recon", "kl")}
         sums["corr"] = tf.cast(tf.shape(data)[0], tf.float32) * costs.corr
         if out.log_p_sv_b is not None:
-            sv_bxtxd = part["cost_mask"].sv_bxtxd
-            entries = tf.cast(tf.reduce_prod(tf.shape(sv_bxtxd)[1:]), tf.float32)
             sums["sv_nll"] = -tf.reduce_sum(out.log_p_sv_b)
-            sums["sv_trials"] = tf.reduce_sum(sv_bxtxd) / entries
+            sums["sv_trials"] = regularisers.sv_trials(part["cost_mask"])
         sums["costs"] = dict(l2=costs.l2, kl_weight=costs.kl_weight,
                              l2_weight=costs.l2_weight)
         return sums
 
     return tf.function(sums_of_part, autograph=False)
-
-
-def mask_batch(batch, seed_2, cd_rate, hps):
-    """Coordinated dropout and sample validation of a training batch (masking.apply):
-    "data" becomes the encoder input, "recon" keeps what is reconstructed (the
-    unmasked data, unless the batch has its own), "cost_mask" is added.
-
-    cd_rate: the rate variable, or None without CD.
-    """
-    enc_in, cost_mask = regularisers.apply(batch["data"], seed_2, cd_rate,
-                                      hps.get("cd_pass_rate", 0.0), batch.get("sv_mask"),
-                                      hps.get("sv_rate", 0.0))
-    out = dict(batch, data=enc_in, cost_mask=cost_mask)
-    out.setdefault("recon", batch["data"])
-    return out
 
 
 def make_train_step(bundle, hps):
@@ -121,19 +105,19 @@ def make_train_step(bundle, hps):
     or gradient norm is not finite is not applied (the original applied NaN
     updates); it is counted in state.bad_steps.
 
-    With coordinated dropout or sample validation (lfads_tf2/model/regularisers.py) the batch
-    goes through `mask_batch` first, with a seed drawn from the generator (only
-    then: runs without them draw exactly what they drew before).
+    The batch first goes through the run's input regularisers
+    (lfads_tf2/model/regularisers.py: missing entries, coordinated dropout, sample
+    validation; jitter ran on the host), which draw a seed from the generator only when
+    one needs it: runs without them draw exactly what they drew before.
     """
     model, state, opt, rng = bundle.model, bundle.state, bundle.optimizer, bundle.rng
     train_vars = bundle.train_vars
     keep_prob = model.tunables.keep_prob  # a variable: a search may change it
-    masked = regularisers.enabled(hps)
+    regs = regularisers.Regularisers(hps, bundle.cd_rate)
     parts = batch_parts()
 
     def train_step(dataset, batch):
-        if masked:
-            batch = mask_batch(batch, rng.make_seeds(1)[:, 0], bundle.cd_rate, hps)
+        batch = regs.apply(batch, rng, training=True)
         with tf.GradientTape() as tape:
             costs = split_batch_costs(model, dataset, batch, rng, state, "train", keep_prob,
                                       parts)
@@ -160,11 +144,13 @@ def make_train_step(bundle, hps):
 
 def make_eval_step(bundle, hps):
     """Compiled validation cost (posterior samples, no dropout, no coordinated dropout
-    or sample validation: every entry is read and counts), see `compile_step`."""
+    or sample validation: every observed entry is read and counts), see `compile_step`."""
     model, state, rng = bundle.model, bundle.state, bundle.rng
+    regs = regularisers.Regularisers(hps)
     parts = batch_parts()
 
     def eval_step(dataset, batch):
+        batch = regs.apply(batch, rng, training=False)  # missing entries only
         costs = split_batch_costs(model, dataset, batch, rng, state, "posterior_sample", 1.0,
                                   parts)
         return {key: costs[key] for key in ("total", "recon", "kl")}
