@@ -281,6 +281,35 @@ def test_mean_of_files_refuses_members_that_do_not_match(tmp_path):
         assert str(e.value) == message
 
 
+def _write_zig_member(path, params, s_min):
+    with h5py.File(str(path), "w") as hf:
+        hf.attrs["output_dist"] = "zig"
+        hf.create_dataset("output_dist_params", data=params)
+        hf.create_dataset("output_dist_mean", data=params[..., :2])
+        hf.create_dataset("output_dist_s_min", data=s_min)
+
+
+def test_ensemble_files_keep_the_model_name_and_the_data_constants(tmp_path):
+    """A ZIG ensemble file carries the `output_dist` attribute and s_min of its members
+    (lfads_score needs both), and members that disagree on them are refused."""
+    rs = np.random.RandomState(1)
+    s_min = np.array([0.2, 0.5])
+    params = [rs.rand(3, 4, 6) for _ in range(2)]
+    for k in range(2):
+        (tmp_path / ("member_%d" % k)).mkdir()
+        _write_zig_member(tmp_path / ("member_%d" % k) / "out", params[k], s_min)
+    dirs = [str(tmp_path / "member_0"), str(tmp_path / "member_1")]
+    [path] = average.write_ensemble_outputs(dirs, str(tmp_path), ["out"])
+    with h5py.File(path, "r") as hf:
+        assert hf.attrs["output_dist"] == "zig"
+        np.testing.assert_array_equal(hf["output_dist_s_min"][()], s_min)
+        np.testing.assert_allclose(hf["output_dist_params"][()], np.mean(params, axis=0))
+    _write_zig_member(tmp_path / "member_1" / "out", params[1], s_min + 0.1)
+    with pytest.raises(errors.LfadsError) as e:
+        average.write_ensemble_outputs(dirs, str(tmp_path), ["out"])
+    assert "output_dist_s_min differ from" in str(e.value)
+
+
 # ------------------------------------------------------------------ checks
 def _trained_member_folder(folder, hps_values):
     os.makedirs(folder, exist_ok=True)

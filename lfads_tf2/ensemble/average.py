@@ -12,6 +12,10 @@ other seeds have unrelated factor axes, so a mean of them means nothing, and is 
 
 For a Gaussian model the averaged parameters are the mean of the means and the mean of
 the variances; the variance of the members' mixture would add the variance of their means.
+For ZIG and gamma, the mean of [q, shape, scale] is not the mixture's parameters either:
+`output_dist_mean`, the mean of the members' means, is the ensemble's prediction.
+The data's own constants (the ZIG's per-neuron s_min, `output_dist_s_min`) and the file
+attributes (the observation model's name) are the same in every member and are copied.
 """
 import os
 
@@ -23,6 +27,7 @@ from lfads_tf2.errors import LfadsError
 
 ENSEMBLE_FOLDER = "ensemble"
 AVERAGED_KEYS = ("output_dist_params", "output_dist_mean")
+COPIED_KEYS = ("output_dist_s_min",)
 AVERAGED_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
 
 
@@ -70,6 +75,25 @@ def mean_of_files(paths):
     return {key: total / len(paths) for key, total in sums.items()}
 
 
+def copied_parts(paths):
+    """({key: value} of COPIED_KEYS, {attribute: value}) of the first member's file;
+    LfadsError when another member's differ (members trained on other data)."""
+    copies = []
+    for path in paths:
+        with h5py.File(path, "r") as hf:
+            copies.append(({k: np.asarray(hf[k][()]) for k in COPIED_KEYS if k in hf},
+                           dict(hf.attrs)))
+    keys, attrs = copies[0]
+    for path, (other_keys, other_attrs) in zip(paths[1:], copies[1:]):
+        same = (sorted(other_keys) == sorted(keys) and other_attrs == attrs
+                and all(np.array_equal(other_keys[k], keys[k]) for k in keys))
+        if not same:
+            raise LfadsError("%s: its %s differ from %s's (members trained on other data "
+                             "or with another --output_dist)"
+                             % (path, ", ".join(sorted(keys)) or "attributes", paths[0]))
+    return keys, attrs
+
+
 def write_ensemble_outputs(member_dirs, root, names):
     """Averages each output file `name` of the member folders into
     <root>/ensemble/<name>; returns the paths written."""
@@ -77,8 +101,14 @@ def write_ensemble_outputs(member_dirs, root, names):
     os.makedirs(folder, exist_ok=True)
     written = []
     for name in names:
-        means = mean_of_files([os.path.join(d, name) for d in member_dirs])
+        paths = [os.path.join(d, name) for d in member_dirs]
+        means = mean_of_files(paths)
+        copied, attrs = copied_parts(paths)
         path = os.path.join(folder, name)
-        utils.write_data(path, means, compression="gzip")
+        with utils.atomic_path(path) as tmp:
+            with h5py.File(tmp, "w-") as hf:
+                hf.attrs.update(attrs)
+                for key, value in {**means, **copied}.items():
+                    hf.create_dataset(key, data=value, compression="gzip")
         written.append(path)
     return written

@@ -24,7 +24,7 @@ from lfads_tf2.data import checks
 from lfads_tf2.ensemble import average, members as ensemble_members
 from lfads_tf2.errors import LfadsError, UsageError
 from lfads_tf2.model import observation
-from lfads_tf2.train import flags as run_flags, hparams, runtime
+from lfads_tf2.train import flags as run_flags, hparams
 import utils
 
 FLAGS = flags.FLAGS
@@ -100,18 +100,14 @@ def check_architecture(member, hps):
     path = newest_hps_file(member.save_dir)
     if path is None:
         return
-    # The keys that fix the variables' shapes; the module holding them imports
-    # TensorFlow, so only folders that hold a run pay for it.
-    runtime.quiet_tensorflow_import()
-    from lfads_tf2.train import build
     saved = utils.read_hps_json(path)
     # as the file holds them (tuples as lists, dict keys as strings)
-    mine = json.loads(json.dumps({k: hps.get(k) for k in build.ARCHITECTURE_KEYS}))
+    mine = json.loads(json.dumps({k: hps.get(k) for k in hparams.ARCHITECTURE_KEYS}))
     # hyperparameter files from before held-out neurons have the data's widths
     saved.setdefault("dataset_recon_dims", saved.get("dataset_dims"))
-    for key in build.ARCHITECTURE_KEYS:
+    for key in hparams.ARCHITECTURE_KEYS:
         if key in saved and saved[key] != mine[key]:
-            flag = "data_filename_stem" if key in build.DATA_KEYS else key
+            flag = "data_filename_stem" if key in hparams.DATA_KEYS else key
             raise LfadsError(
                 "%s: member %d was trained with %s=%s but the flags give %s=%s (pass the "
                 "flags it was trained with, e.g. --%s, or choose another --lfads_save_dir)"
@@ -165,7 +161,8 @@ def prepare(base_hps, settings):
     datasets, notes = checks.load_datasets(
         hps.data_dir, hps.data_filename_stem, observation.for_dist(hps.output_dist),
         ext_input_dim=hps.ext_input_dim, factors_dim=hps.factors_dim,
-        batch_size=hps.batch_size if train else None, kind=hps.kind)
+        batch_size=hps.batch_size if train else None, kind=hps.kind,
+        nan_is_missing=hps.nan_is_missing)
     for note in notes:
         print("note: " + note)
     derived = hparams.add_derived_hps(hparams.HParams(hps), datasets)

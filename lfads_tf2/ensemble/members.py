@@ -45,21 +45,9 @@ Member = collections.namedtuple("Member", "index seed save_dir flags")
 Result = collections.namedtuple("Result", "member status seconds error")
 
 
-def flag_text(name, value):
-    """`--name=value` as absl reads it back (booleans true/false, floats exactly)."""
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    elif isinstance(value, float):
-        value = repr(value)
-    return "--%s=%s" % (name, value)
-
-
 def member_flags(hps, seed, save_dir):
-    """Every run_lfads flag of hps but --kind, with the member's seed and save folder
-    (a flag whose value is None, e.g. an unseeded --seed, is left out)."""
-    values = dict(hps, seed=seed, lfads_save_dir=save_dir)
-    return [flag_text(name, values[name]) for name in run_flags.defined_flag_names()
-            if name != "kind" and name in values and values[name] is not None]
+    """Every run_lfads flag of hps but --kind, with the member's seed and save folder."""
+    return run_flags.flagfile_lines(dict(hps, seed=seed, lfads_save_dir=save_dir))
 
 
 def make_members(hps, count, root):
@@ -80,7 +68,7 @@ def process_flags(flag_values):
     for name in PROCESS_FLAGS:
         flag = flag_values[name]
         if flag.value != flag.default:
-            out.append(flag_text(name, flag.value))
+            out.append(run_flags.flag_text(name, flag.value))
     return out
 
 

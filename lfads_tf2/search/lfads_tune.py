@@ -460,21 +460,6 @@ def write_figure(rows, metric, out, title=""):
     return figures.save_figure(fig, os.path.join(out, OUTPUT_PNG), dpi=120)
 
 
-def flagfile_lines(hps):
-    """--flag=value lines of every run_lfads flag for hps (absl's --flagfile)."""
-    lines = []
-    for name in run_flags.defined_flag_names():
-        if name in ("kind",) or name not in hps or hps[name] is None:
-            continue
-        value = hps[name]
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, float):
-            value = repr(value)
-        lines.append("--%s=%s" % (name, value))
-    return lines
-
-
 def write_best_model(result, plan):
     """Copies the best trial's newest checkpoint to <out>/best_model (the original
     layout) with run_lfads.flags, its flags; returns that folder."""
@@ -487,7 +472,7 @@ def write_best_model(result, plan):
     hps.update({k: v for k, v in result.config.items() if k in hps})
     hps.lfads_save_dir = dest
     with open(os.path.join(tmp, FLAGFILE), "w") as f:
-        f.write("\n".join(flagfile_lines(hps)) + "\n")
+        f.write("\n".join(run_flags.flagfile_lines(hps)) + "\n")
     if os.path.isdir(dest):
         shutil.rmtree(dest)
     os.replace(tmp, dest)

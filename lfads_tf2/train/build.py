@@ -14,18 +14,7 @@ import tensorflow as tf
 import lfads
 from lfads_tf2.data import checks
 from lfads_tf2.model import regularisers
-from lfads_tf2.train import optimizer as optimizer_lib
-
-
-# Flags that fix the shapes of the variables: a checkpoint can only be restored
-# with the same values.
-ARCHITECTURE_KEYS = (
-    "output_dist", "ext_input_dim", "inject_ext_input_to_gen", "ic_dim",
-    "factors_dim", "ic_enc_dim", "gen_dim", "co_dim", "ci_enc_dim", "con_dim",
-    "do_causal_controller", "do_feed_factors_to_controller",
-    "feedback_factors_or_rates", "dataset_names", "dataset_dims", "dataset_recon_dims")
-# Keys derived from the data files, not from flags of their own.
-DATA_KEYS = ("dataset_names", "dataset_dims", "dataset_recon_dims")
+from lfads_tf2.train import hparams, optimizer as optimizer_lib
 
 
 class TrainState(tf.Module):
@@ -65,7 +54,7 @@ Bundle = collections.namedtuple(
 
 def architecture_json(hps):
     """The flags that fix variable shapes, as JSON (stored in every checkpoint)."""
-    arch = {k: hps.get(k) for k in ARCHITECTURE_KEYS}
+    arch = {k: hps.get(k) for k in hparams.ARCHITECTURE_KEYS}
     # read-out widths (held-out neurons); hps from before them have the data's widths
     arch["dataset_recon_dims"] = hps.get("dataset_recon_dims") or hps["dataset_dims"]
     return json.dumps(arch, sort_keys=True)

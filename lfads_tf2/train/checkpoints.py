@@ -18,7 +18,7 @@ import tensorflow as tf
 
 import utils
 from lfads_tf2.errors import LfadsError
-from lfads_tf2.train import build, checkpoint_layout
+from lfads_tf2.train import build, checkpoint_layout, hparams
 
 CHECKPOINT_STATE = "checkpoint"
 CHECKPOINT_STATE_LVE = "checkpoint_lve"
@@ -190,7 +190,7 @@ def check_checkpoint(bundle, hps, path):
         mine = json.loads(build.architecture_json(hps))
         for key in mine:
             if key in saved and saved[key] != mine[key]:
-                flag = key if key not in build.DATA_KEYS else "data_filename_stem"
+                flag = key if key not in hparams.DATA_KEYS else "data_filename_stem"
                 raise _Unusable(
                     "checkpoint was trained with %s=%s but the flags give %s=%s "
                     "(pass the training flags, e.g. --%s=%s)"

@@ -294,3 +294,20 @@ Documentation (data format, outputs, examples): %s.
 def defined_flag_names():
     """Names of run_lfads's flags, in definition order."""
     return [f.name for f in FLAGS.get_flags_for_module(sys.modules[__name__])]
+
+
+def flag_text(name, value):
+    """`--name=value` as absl reads it back (booleans true/false, floats exactly)."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, float):
+        value = repr(value)
+    return "--%s=%s" % (name, value)
+
+
+def flagfile_lines(hps):
+    """`--flag=value` lines of every run_lfads flag of hps but --kind, for absl's
+    --flagfile (a flag whose value is None, e.g. an unseeded --seed, is left out)."""
+    return [flag_text(name, hps[name]) for name in defined_flag_names()
+            if name != "kind" and name in hps and hps[name] is not None]
+

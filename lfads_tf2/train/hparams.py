@@ -16,6 +16,16 @@ from lfads_tf2.train import flags as run_flags
 
 FLAGS = run_flags.FLAGS
 
+# Flags that fix the shapes of the variables: a checkpoint can only be restored
+# with the same values.
+ARCHITECTURE_KEYS = (
+    "output_dist", "ext_input_dim", "inject_ext_input_to_gen", "ic_dim",
+    "factors_dim", "ic_enc_dim", "gen_dim", "co_dim", "ci_enc_dim", "con_dim",
+    "do_causal_controller", "do_feed_factors_to_controller",
+    "feedback_factors_or_rates", "dataset_names", "dataset_dims", "dataset_recon_dims")
+# Keys derived from the data files, not from flags of their own.
+DATA_KEYS = ("dataset_names", "dataset_dims", "dataset_recon_dims")
+
 # Flags that are not hyperparameters (the original kept allow_gpu_growth and kind
 # out of the dict; kind is added back as a derived key).
 _NOT_HPS = {"allow_gpu_growth", "debug", "intra_op_threads", "inter_op_threads"}
