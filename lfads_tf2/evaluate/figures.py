@@ -50,7 +50,7 @@ def truth_scale(conversion_factor=None, max_firing_rate=None, dt=None,
     cf = float(conversion_factor)
     itb = (max_firing_rate is not None and dt is not None
            and np.isclose(cf, float(max_firing_rate) * float(dt), rtol=1e-6))
-    if _model(output_dist).truth_convention == "gaussian":
+    if _model(output_dist).truth_convention == "gaussify_data":
         if max_firing_rate is not None:
             return 1.0 / float(max_firing_rate), "gaussian"
         if dt is not None:

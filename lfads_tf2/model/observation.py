@@ -126,7 +126,7 @@ class ObservationModel:
     counts = False         # the data are counts (spike jitter applies)
     values = "real values" # what the data hold, for error messages
     # How the synthetic generators relate this model's mean to `<split>_truth`
-    # (figures.truth_scale): "rates" as Poisson rates, "gaussian" as the original's
+    # (figures.truth_scale): "rates" as Poisson rates, "gaussify_data" as the original's
     # gaussify_data (means = max_firing_rate * truth).
     truth_convention = "rates"
 
@@ -264,7 +264,7 @@ class Gaussian(ObservationModel):
     name = "gaussian"
     reported_names = ("means", "variances")
     in_unnamed_files = True
-    truth_convention = "gaussian"
+    truth_convention = "gaussify_data"
 
     def readout(self, dataset, F, D, init_rng, mat_init, bias_init, single_dataset):
         """(F -> D means, F -> D log-variances); the latter start at W = 0, b = 1."""
