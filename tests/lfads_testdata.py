@@ -149,6 +149,35 @@ def corr(a, b):
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def loglik_and_grads(model, enc, target, mask, seed=0, variables=()):
+    """One training-mode pass of `model` on dataset "ds": (total cost, ModelOutput,
+    per-entry log-likelihood, gradients of the total w.r.t. [each entry's first output
+    parameter, *variables]).
+
+    The first output parameter (log-rate, mean, q logit, ...) that enters the
+    likelihood gets a zero-valued variable added, whose gradient is the gradient with
+    respect to that parameter, entry by entry."""
+    import tensorflow as tf
+    delta = tf.Variable(tf.zeros(np.shape(target)))
+    record = {}
+    real = model.observation.log_likelihood
+
+    def log_likelihood(x, params):
+        record["ll"] = real(x, (params[0] + delta,) + tuple(params[1:]))
+        return record["ll"]
+
+    model.observation.log_likelihood = log_likelihood
+    try:
+        with tf.GradientTape() as tape:
+            out = model.forward("ds", enc, None, tf.random.Generator.from_seed(seed),
+                                "train", recon_bxtxn=target, cost_mask_bxtxn=mask)
+            total = tf.reduce_sum(model.costs(out, tf.constant(0, tf.int64)).total)
+        grads = tape.gradient(total, [delta] + list(variables))
+    finally:
+        del model.observation.log_likelihood
+    return total, out, record["ll"].numpy(), grads
+
+
 def fast_flags(data_dir, save_dir):
     """Flags of a short run of the tiny model without a controller on data_dir."""
     return ["--data_dir=" + str(data_dir), "--data_filename_stem=" + STEM,

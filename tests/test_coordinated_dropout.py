@@ -170,27 +170,9 @@ def _tiny_model(extra=()):
 
 
 def _loglik_grads(model, data, enc, mask, seed=0):
-    """(total cost, ModelOutput, per-entry loglik, d total / d log-rate per entry).
-
-    The log-rates that enter the likelihood get a zero-valued variable added, whose
-    gradient is that with respect to each entry's log-rate."""
-    delta = tf.Variable(tf.zeros(data.shape))
-    record = {}
-    real = model.observation.log_likelihood
-
-    def log_likelihood(x, params):
-        record["ll"] = real(x, (params[0] + delta,) + tuple(params[1:]))
-        return record["ll"]
-
-    model.observation.log_likelihood = log_likelihood
-    try:
-        with tf.GradientTape() as tape:
-            out = model.forward("ds", enc, None, tf.random.Generator.from_seed(seed),
-                                "train", recon_bxtxn=data, cost_mask_bxtxn=mask)
-            total = tf.reduce_sum(model.costs(out, tf.constant(0, tf.int64)).total)
-    finally:
-        del model.observation.log_likelihood
-    return total, out, record["ll"].numpy(), tape.gradient(total, delta).numpy()
+    """(total cost, ModelOutput, per-entry loglik, d total / d log-rate per entry)."""
+    total, out, ll, grads = td.loglik_and_grads(model, enc, data, mask, seed)
+    return total, out, ll, grads[0].numpy()
 
 
 def test_gradient_of_entries_the_encoders_saw_is_exactly_zero():

@@ -117,26 +117,11 @@ def _data_for(output_dist, rs):
 
 
 def _cost_and_grads(model, enc, target, mask):
-    """(total cost, per-entry log-likelihood, d total / d each entry's first output
-    parameter, d total / d every trainable variable) of one training-mode pass."""
-    delta = tf.Variable(tf.zeros(target.shape))
-    record = {}
-    real = model.observation.log_likelihood
-
-    def log_likelihood(x, params):
-        record["ll"] = real(x, (params[0] + delta,) + tuple(params[1:]))
-        return record["ll"]
-
-    model.observation.log_likelihood = log_likelihood
-    try:
-        with tf.GradientTape() as tape:
-            out = model.forward("ds", enc, None, tf.random.Generator.from_seed(3), "train",
-                                recon_bxtxn=target, cost_mask_bxtxn=mask)
-            total = tf.reduce_sum(model.costs(out, tf.constant(0, tf.int64)).total)
-        grads = tape.gradient(total, [delta] + list(model.trainable_variables))
-    finally:
-        del model.observation.log_likelihood
-    return float(total), out, record["ll"].numpy(), grads
+    """(total cost, ModelOutput, per-entry log-likelihood, gradients of the total w.r.t.
+    [each entry's first output parameter, every trainable variable])."""
+    total, out, ll, grads = td.loglik_and_grads(model, enc, target, mask, seed=3,
+                                                variables=model.trainable_variables)
+    return float(total), out, ll, grads
 
 
 @pytest.mark.parametrize("output_dist", observation.NAMES)
