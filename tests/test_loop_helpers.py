@@ -3,6 +3,7 @@ train_model uses them: the learning-rate plateau rule, spike jitter, the epoch's
 batches and the fitlog line."""
 import numpy as np
 
+from lfads_tf2.model import regularisers
 from lfads_tf2.train import loop
 
 
@@ -39,13 +40,13 @@ def test_plateau_rule_decays_are_n_plus_1_epochs_apart():
 def test_jitter_spikes_preserves_totals_and_moves_spikes():
     rs = np.random.RandomState(0)
     counts = rs.poisson(0.8, size=(6, 20, 7))
-    out = loop.jitter_spikes(counts, 3, np.random.RandomState(1))
+    out = regularisers.jitter_spikes(counts, 3, np.random.RandomState(1))
     assert out.shape == counts.shape
     np.testing.assert_array_equal(out.sum(axis=1), counts.sum(axis=1))
     assert np.all(out >= 0) and np.all(out == np.round(out))
     assert not np.array_equal(out, counts)
     # a width larger than the trial still preserves totals
-    out = loop.jitter_spikes(counts[:, :4], 9, np.random.RandomState(2))
+    out = regularisers.jitter_spikes(counts[:, :4], 9, np.random.RandomState(2))
     np.testing.assert_array_equal(out.sum(axis=1), counts[:, :4].sum(axis=1))
 
 
@@ -55,7 +56,7 @@ def test_jitter_spikes_shifts_stay_within_width():
     t0 = rs.randint(0, T, size=n)
     counts = np.zeros((n, T, 1), np.int32)
     counts[np.arange(n), t0, 0] = 1
-    out = loop.jitter_spikes(counts, w, np.random.RandomState(4))
+    out = regularisers.jitter_spikes(counts, w, np.random.RandomState(4))
     t1 = out[:, :, 0].argmax(axis=1)
     assert np.all(out.sum(axis=(1, 2)) == 1)
     shift = t1 - t0

@@ -12,7 +12,8 @@ from lfads_testdata import fast_flags, finite_fitlog
 
 from lfads_tf2 import errors
 from lfads_tf2.evaluate import kinds
-from lfads_tf2.train import steps, loop
+from lfads_tf2.model import regularisers
+from lfads_tf2.train import steps
 import utils
 
 
@@ -31,7 +32,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
     data = td.write_dataset(tmp_path / "data", seed=7, n_train=32, n_valid=16)
     train_bxtxd = np.asarray(data["train_data"])
     jitter_calls, fed = [], []
-    real_jitter, real_call_step = loop.jitter_spikes, steps.call_step
+    real_jitter, real_call_step = regularisers.jitter_spikes, steps.call_step
 
     def spy_jitter(counts_bxtxd, width, rs, **kwargs):
         jitter_calls.append(width)
@@ -41,7 +42,7 @@ def test_jitter_training_runs(tmp_path, monkeypatch):
         fed.append(np.array(batch["data"]))
         return real_call_step(step, hps, name, batch)
 
-    monkeypatch.setattr(loop, "jitter_spikes", spy_jitter)
+    monkeypatch.setattr(regularisers, "jitter_spikes", spy_jitter)
     monkeypatch.setattr(steps, "call_step", spy_call_step)
     bundle = td.run(fast_flags(tmp_path / "data", tmp_path / "save")
                     + ["--seed=1", "--max_epochs=2", "--temporal_spike_jitter_width=2"])

@@ -249,15 +249,14 @@ class SampleValidationEntries:
 class SpikeJitter:
     """Spike jitter on the host (numpy): (batch, rs) -> batch, every spike of "recon"
     (when the batch has it, "data" then its held-in part, as without held-out neurons,
-    where one array is both) or of "data" moved by `move_spikes` (`jitter_spikes`).
+    where one array is both) or of "data" moved by `jitter_spikes`.
 
     SV entries take no part in the jitter, nor do missing (NaN) entries, which stay NaN.
     rs: the epoch's numpy RandomState, the seed of this regulariser.
     """
 
-    def __init__(self, width, nan_is_missing=False, move_spikes=None):
+    def __init__(self, width, nan_is_missing=False):
         self.width, self.nan_is_missing = width, nan_is_missing
-        self.move_spikes = move_spikes or jitter_spikes
 
     def __call__(self, batch, rs):
         batch = dict(batch)
@@ -273,7 +272,7 @@ class SpikeJitter:
             counts = np.where(missing, 0.0, counts)
         else:
             missing = None
-        moved = self.move_spikes(counts, self.width, rs, fixed_bxtxd=fixed)
+        moved = jitter_spikes(counts, self.width, rs, fixed_bxtxd=fixed)
         if missing is not None:
             moved[missing] = np.nan
         batch[key] = moved
@@ -323,15 +322,13 @@ class Regularisers:
                 there is, so only the missing ones are left out
 
     hps: the run's. cd_rate: the CD rate variable (the model's tunables.cd_rate; None
-    without CD). move_spikes: the function that jitters counts (default
-    `jitter_spikes`).
+    without CD).
     """
 
-    def __init__(self, hps, cd_rate=None, move_spikes=None):
+    def __init__(self, hps, cd_rate=None):
         missing = [MissingEntries()] if missing_enabled(hps) else []
         width = jitter_width(hps)
-        self.host = ([SpikeJitter(width, missing_enabled(hps), move_spikes)]
-                     if width > 0 else [])
+        self.host = [SpikeJitter(width, missing_enabled(hps))] if width > 0 else []
         self.evaluation = list(missing)
         self.training = list(missing)
         if cd_rate is not None:

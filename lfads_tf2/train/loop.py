@@ -78,12 +78,6 @@ def epoch_batches(split, batch_size, rs):
     return [batches[i] for i in order]
 
 
-# Spike jitter is an input regulariser (lfads_tf2/model/regularisers.py); the loop hands
-# its own name of the function to the regularisers, so that it can be watched or replaced
-# here (the jitter test spies on loop.jitter_spikes).
-jitter_spikes = regularisers.jitter_spikes
-
-
 # ------------------------------------------------------------------ loop helpers
 def ramp_value(step, start, increase):
     return float(min(max(step - start, 0) / float(increase), 1.0))
@@ -198,7 +192,7 @@ def _train_epoch(hps, state, train_split, train_step, rs):
     entries' summed cost over the epoch divided by their number in trials.
     """
     # the host's regularisers (spike jitter); the others run in the step
-    regs = regularisers.Regularisers(hps, move_spikes=jitter_spikes)
+    regs = regularisers.Regularisers(hps)
     sums = collections.defaultdict(float)
     n_batches = n_bad = consecutive_bad = 0
     sv_nll = sv_trials = 0.0
