@@ -6,6 +6,8 @@ any other exception is a bug and keeps its traceback.
 """
 import re
 
+import numpy as np
+
 
 class DataError(ValueError):
     """Bad input data, raised by the readers and checks of lfads_tf2.data, utils and
@@ -38,7 +40,6 @@ def data_error(path, key, problem):
 
 def bad_values(mask):
     """Describes a boolean mask of bad entries: count and first index."""
-    import numpy as np
     count = int(np.count_nonzero(mask))
     first = np.unravel_index(int(np.argmax(mask)), mask.shape)
     return "%d value(s), first at index %s" % (count, tuple(int(i) for i in first))

@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lfads_tf2.model import observation
+
 # Colours that carry meaning; the same everywhere so legends can be read once.
 COLOR_INFERRED = "tab:red"
 COLOR_TRUTH = "black"
@@ -24,12 +26,6 @@ COLOR_FACTORS = "tab:blue"
 COLOR_CONTROLLER = "tab:purple"
 COLOR_EXT_INPUT = "tab:green"
 COLOR_TRUE_INPUT = "black"
-
-
-def _model(output_dist):
-    """The observation model (lfads_tf2.model.observation, no TensorFlow) of a name."""
-    from lfads_tf2.model import observation
-    return observation.for_dist(output_dist)
 
 
 def truth_scale(conversion_factor=None, max_firing_rate=None, dt=None,
@@ -50,7 +46,7 @@ def truth_scale(conversion_factor=None, max_firing_rate=None, dt=None,
     cf = float(conversion_factor)
     itb = (max_firing_rate is not None and dt is not None
            and np.isclose(cf, float(max_firing_rate) * float(dt), rtol=1e-6))
-    if _model(output_dist).truth_convention == "gaussify_data":
+    if observation.for_dist(output_dist).truth_convention == "gaussify_data":
         if max_firing_rate is not None:
             return 1.0 / float(max_firing_rate), "gaussian"
         if dt is not None:
@@ -187,7 +183,7 @@ def plot_examples(examples, output_dist="poisson", conversion_factor=None, title
     if not examples:
         raise ValueError("plot_examples needs at least one example")
     # continuous data (Gaussian, ZIG, gamma) are drawn as values, counts as spikes
-    gaussian = not _model(output_dist).counts
+    gaussian = not observation.for_dist(output_dist).counts
     scale = 1.0 if conversion_factor is None else float(conversion_factor)
     any_inputs = any(ex.get(k) is not None for ex in examples
                      for k in ("controller_outputs_txu", "ext_input_txi", "input_truth_txi"))

@@ -148,13 +148,15 @@ def combine_passes(results, sizes):
     return out
 
 
-def posterior_kind(bundle, hps, datasets, kind):
-    """posterior_sample_and_average or posterior_push_mean for every dataset/split.
+def posterior_kind(bundle, hps, datasets, kind=None):
+    """posterior_sample_and_average or posterior_push_mean (kind, by default hps.kind)
+    for every dataset/split.
 
     Trials go through the model in chunks of about ROWS_PER_CHUNK rows (trials x
     samples); a trial whose samples alone are more rows than that is sampled in
     several passes (sample_passes), whose results are combined (combine_passes).
     """
+    kind = kind or hps.kind
     sampling = kind == "posterior_sample_and_average"
     S = hps.batch_size if sampling else 1
     mode = "posterior_sample" if sampling else "posterior_mean"
@@ -244,7 +246,8 @@ def model_params(bundle):
     return {v.name.replace("/", "_"): v.numpy() for v in build.original_variables(bundle)}
 
 
-def write_model_params_kind(bundle, hps):
+def write_model_params_kind(bundle, hps, datasets=None):
+    """Every variable of the original's graph to <stem>model_params (the data unused)."""
     fname = (hps.output_filename_stem + "_" if hps.output_filename_stem else "") \
         + "model_params"
     path = os.path.join(hps.lfads_save_dir, fname)
@@ -266,12 +269,10 @@ def run_kind(hps, datasets):
 
 # --kind -> the function that writes its outputs, f(bundle, hps, datasets).
 KINDS = {
-    "posterior_sample_and_average":
-        lambda bundle, hps, datasets: posterior_kind(bundle, hps, datasets, hps.kind),
-    "posterior_push_mean":
-        lambda bundle, hps, datasets: posterior_kind(bundle, hps, datasets, hps.kind),
+    "posterior_sample_and_average": posterior_kind,
+    "posterior_push_mean": posterior_kind,
     "prior_sample": prior_sample_kind,
-    "write_model_params": lambda bundle, hps, datasets: write_model_params_kind(bundle, hps),
+    "write_model_params": write_model_params_kind,
 }
 
 
