@@ -17,10 +17,11 @@ Adding a model is one class here and one entry in MODELS. Which model fits which
 docs/observation_models.md.
 
 TensorFlow is imported inside the methods that build graphs only: the data checks,
-lfads_score and the figures use the same classes without TensorFlow's start-up.
+lfads_score and the figures use the same classes without TensorFlow's start-up. SciPy
+(0.2 s to import) only inside the numpy likelihoods and fits that scoring uses, so that
+run_lfads's start-up and its flag errors do not pay for it.
 """
 import numpy as np
-from scipy import special
 
 from lfads_tf2.errors import UsageError, bad_values, data_error, note
 
@@ -73,6 +74,7 @@ def _gamma_log_density_tf(y, log_k, log_theta):
 
 def _gamma_log_density_np(y, k, theta):
     """The same in numpy from k and theta (float64)."""
+    from scipy import special
     y, k, theta = (np.asarray(a, np.float64) for a in (y, k, theta))
     return (k - 1.0) * np.log(y) - y / theta - k * np.log(theta) - special.gammaln(k)
 
@@ -89,6 +91,7 @@ def fit_gamma(y_sxn, use_sxn):
     s = log mean(y) - mean(log y), by Minka's Newton iteration on 1/k (Minka, "Estimating
     a Gamma distribution", 2002), which converges in a few steps from his closed-form
     start; theta = mean(y) / k. A neuron without samples gets k = theta = 1."""
+    from scipy import special
     use = np.asarray(use_sxn, bool)
     y = np.where(use, np.asarray(y_sxn, np.float64), 1.0)  # unused rows: log(1) = 0
     empty = ~use.any(axis=0)
@@ -229,6 +232,7 @@ class Poisson(ObservationModel):
 
     def log_likelihood_np(self, x, params_xp):
         """log Poisson(x | rates) per entry (numpy)."""
+        from scipy import special
         rates = np.asarray(params_xp, np.float64)
         x = np.asarray(x, np.float64)
         return special.xlogy(x, rates) - rates - special.gammaln(x + 1.0)
